@@ -1,0 +1,258 @@
+"""Per-image result rows: schema, CSV I/O, per-set summaries and Table II display names.
+
+Why one row per image: every table, gain and check aggregates from these rows, so a printed mean
+can always be recomputed and a partial set is visible as a smaller image count.  Files live at
+``results/<tier>/<experiment>/<protocol>/<dataset>.csv`` (see ``result_path``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pcl.errors import PCLError
+
+RESULT_COLUMNS: tuple[str, ...] = (
+    "tier",
+    "experiment",
+    "backbone",
+    "method",
+    "dataset",
+    "image",
+    "scale",
+    "protocol",
+    "psnr",
+    "ssim",
+    "height",
+    "width",
+    "channels",
+    "seed",
+    "run_id",
+)
+"""Required columns, in file order."""
+
+OPTIONAL_COLUMNS: tuple[str, ...] = ("lpips", "niqe")
+"""Columns written after the required ones when a metric was computed."""
+
+TIERS: tuple[str, ...] = ("reported", "bicubic", "smoke", "released", "finetune", "scratch")
+PROTOCOLS: tuple[str, ...] = ("matlab", "authors")
+DATASETS: tuple[str, ...] = ("Set5", "Set14", "B100", "Urban100", "Manga109")
+DATASET_SIZES: dict[str, int] = {"Set5": 5, "Set14": 14, "B100": 100, "Urban100": 100, "Manga109": 109}
+"""Images per benchmark (the released logs hold exactly these counts, spec method.md section 8)."""
+
+_STRING_COLUMNS = ("tier", "experiment", "backbone", "method", "dataset", "image", "protocol", "run_id")
+_INT_COLUMNS = ("scale", "height", "width", "channels", "seed")
+_FLOAT_COLUMNS = ("psnr", "ssim", *OPTIONAL_COLUMNS)
+
+SUMMARY_KEYS: tuple[str, ...] = ("tier", "experiment", "backbone", "method", "dataset", "protocol", "scale")
+
+# --- Table II display names (the only place that knows them) ---------------------------------
+
+BACKBONE_LABELS: dict[str, str] = {
+    "edsr-s": "EDSR-S",
+    "edsr-l": "EDSR-L",
+    "rcan": "RCAN",
+    "han": "HAN",
+    "nlsn": "NLSN",
+}
+BASE_METHODS: frozenset[str] = frozenset({"official", "baseline", "control"})
+"""Methods shown on a backbone's plain row (official weights, our baseline, the L1-only control)."""
+PCL_METHODS: frozenset[str] = frozenset({"pcl"})
+"""Methods shown on a backbone's ``+PCL`` row."""
+TABLE2_ROWS: dict[tuple[str, str], str] = {
+    ("bicubic", "bicubic"): "Bicubic",
+    **{(b, m): label for b, label in BACKBONE_LABELS.items() for m in sorted(BASE_METHODS)},
+    **{(b, m): f"{label}+PCL" for b, label in BACKBONE_LABELS.items() for m in sorted(PCL_METHODS)},
+}
+"""(backbone, method) -> Table II row label; ``table2_label`` is the function to call."""
+TABLE2_VARIANTS: frozenset[str] = frozenset({"", "released", "paper"})
+"""Experiment-name suffixes that still belong on Table II; ablation variants (``cfg1-vgg``,
+``alpha0.5``, ``pos-only``, ``fixed``...) belong to Tables IV-VII and are kept off Table II."""
+
+
+def table2_label(backbone: str, method: str, experiment: str | None = None) -> str | None:
+    """Table II row label for a result row, or ``None`` when it has no Table II row.
+
+    ``experiment`` is optional; when given, its part after ``<backbone>-<method>`` must be one
+    of ``TABLE2_VARIANTS`` so that ablation runs never land on a Table II line.
+    """
+    if backbone == "bicubic":
+        return TABLE2_ROWS[("bicubic", "bicubic")]
+    label = TABLE2_ROWS.get((backbone, method))
+    if label is None:
+        return None
+    if experiment is not None:
+        prefix = f"{backbone}-{method}"
+        variant = experiment[len(prefix) + 1 :] if experiment.startswith(prefix + "-") else None
+        if experiment != prefix and variant not in TABLE2_VARIANTS:
+            return None
+    return label
+
+
+# --- paths and writing ------------------------------------------------------------------------
+
+
+def result_path(results_dir: Path, tier: str, experiment: str, protocol: str, dataset: str) -> Path:
+    """Canonical location of one set's rows: ``<results_dir>/<tier>/<experiment>/<protocol>/<dataset>.csv``."""
+    return Path(results_dir) / tier / experiment / protocol / f"{dataset}.csv"
+
+
+def _format_cell(value: object) -> str:
+    """CSV text of one value: full float precision (``repr``), NaN as 'nan', None/NA as empty."""
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return "nan" if math.isnan(value) else repr(value)
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    """Write result rows to ``path`` atomically (temp file + rename) and return the path.
+
+    Why atomic: a crash mid-write must not leave a half file that later reads as a partial set.
+    Every row must hold all ``RESULT_COLUMNS``; ``lpips``/``niqe`` are optional; other keys are
+    refused so that a typo cannot silently drop a value.  ``None`` is written as an empty cell.
+    """
+    path = Path(path)
+    optional_present = [c for c in OPTIONAL_COLUMNS if any(c in row for row in rows)]
+    columns = [*RESULT_COLUMNS, *optional_present]
+    allowed = set(columns)
+    for i, row in enumerate(rows):
+        missing = [c for c in RESULT_COLUMNS if c not in row]
+        if missing:
+            raise PCLError(f"result row {i} for {path} lacks column(s) {', '.join(missing)}; every row needs {', '.join(RESULT_COLUMNS)}")
+        extra = sorted(set(row) - allowed)
+        if extra:
+            raise PCLError(f"result row {i} for {path} has unknown column(s) {', '.join(extra)}; allowed: {', '.join(columns)}")
+    lines = [",".join(columns)]
+    for row in rows:
+        cells = []
+        for c in columns:
+            text = _format_cell(row.get(c))
+            if any(ch in text for ch in ',"\n'):
+                text = '"' + text.replace('"', '""') + '"'
+            cells.append(text)
+        lines.append(",".join(cells))
+    return atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temp file and a rename, creating parent folders.
+
+    Why: a crash or a parallel reader must never see a half-written table or result file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def empty_results() -> pd.DataFrame:
+    """A results frame with no rows and the schema's dtypes."""
+    return _coerce(pd.DataFrame({c: pd.Series([], dtype=str) for c in RESULT_COLUMNS}), Path("<empty>"))
+
+
+def _coerce(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.columns:
+        if col in _STRING_COLUMNS:
+            out[col] = out[col].astype(str)
+            continue
+        if col not in _INT_COLUMNS and col not in _FLOAT_COLUMNS:
+            continue
+        text = out[col].astype(str).str.strip()
+        numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
+        bad = (text != "") & numbers.isna() & ~text.str.lower().isin(["nan", "inf", "-inf"])
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise PCLError(f"{path}: line {i + 2}, column {col!r} holds {text.iloc[i]!r}, not a number; fix or regenerate the file")
+        if col in _INT_COLUMNS:
+            if (numbers.dropna() % 1 != 0).any():
+                raise PCLError(f"{path}: column {col!r} must hold whole numbers; fix or regenerate the file")
+            out[col] = numbers.astype("Int64")
+        else:
+            out[col] = numbers.astype(float)
+    return out
+
+
+def _check_values(frame: pd.DataFrame, path: Path) -> None:
+    for col, allowed in (("tier", TIERS), ("protocol", PROTOCOLS), ("dataset", DATASETS)):
+        bad = ~frame[col].isin(allowed)
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise PCLError(
+                f"{path}: line {i + 2}, {col} {frame[col].iloc[i]!r} is not one of {', '.join(allowed)}; fix or regenerate the file"
+            )
+
+
+def read_results(paths: Iterable[Path]) -> pd.DataFrame:
+    """Read and validate result CSVs into one frame (required columns first, then lpips/niqe).
+
+    Empty PSNR/SSIM cells become NaN rather than errors: a failed image must stay visible so
+    that ``pcl check`` can flag it.  Missing columns, non-numeric numbers and unknown tier,
+    protocol or dataset names raise ``PCLError`` naming the file.
+    """
+    frames = []
+    for path in paths:
+        path = Path(path)
+        try:
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except FileNotFoundError:
+            raise PCLError(f"result file {path} not found; run the evaluation that writes it") from None
+        except pd.errors.EmptyDataError:
+            raise PCLError(f"result file {path} is empty (no header); delete it and re-run the evaluation") from None
+        except pd.errors.ParserError as exc:
+            raise PCLError(f"result file {path} is not valid CSV ({exc}); delete it and re-run the evaluation") from None
+        missing = [c for c in RESULT_COLUMNS if c not in raw.columns]
+        if missing:
+            raise PCLError(f"result file {path} lacks column(s) {', '.join(missing)}; regenerate it with the current harness")
+        keep = [*RESULT_COLUMNS, *[c for c in OPTIONAL_COLUMNS if c in raw.columns]]
+        frame = _coerce(raw[keep], path)
+        _check_values(frame, path)
+        frames.append(frame)
+    if not frames:
+        return empty_results()
+    frames = [f for f in frames if len(f)] or frames[:1]
+    out = pd.concat(frames, ignore_index=True)
+    ordered = [*RESULT_COLUMNS, *[c for c in OPTIONAL_COLUMNS if c in out.columns]]
+    return out[ordered]
+
+
+# --- summaries --------------------------------------------------------------------------------
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean PSNR/SSIM (and lpips/niqe when present) and image count per set.
+
+    Grouped by tier, experiment, backbone, method, dataset, protocol and scale (scale too, so
+    that x2 and x4 rows can never be averaged together).  A NaN image makes the set mean NaN on
+    purpose: a failed image must not be skipped silently.
+    """
+    metrics = [c for c in ("psnr", "ssim", *OPTIONAL_COLUMNS) if c in df.columns]
+    columns = [*SUMMARY_KEYS, *metrics, "n_images"]
+    if df.empty:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
+    grouped = df.groupby(list(SUMMARY_KEYS), dropna=False, sort=True)
+    out = grouped[metrics].agg(lambda s: s.mean(skipna=False))
+    out["n_images"] = grouped.size()
+    return out.reset_index()[columns]
+

@@ -1,0 +1,225 @@
+"""``pcl check``: per-tier rules, expected deviations, stale entries and config validation.
+
+Tolerances are those of config/tolerances.yaml (bicubic 0.01 dB / 0.0015 SSIM; released logs
+within half a unit of the printed digit); the expected deviations are spec method.md 8.1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pcl.errors import PCLError
+from pcl.report.audit import audit_table
+from pcl.report.check import DEFAULT_DEVIATIONS, DEFAULT_TOLERANCES, check_files, load_deviations, run_check
+from pcl.report.released_logs import ingest
+from pcl.report.results import read_results, write_rows
+from pcl.resources import resource_path
+
+PAPER = resource_path("reference", "paper")
+LOGS = resource_path("reference", "released_logs")
+
+
+def _rows(tier, experiment, backbone, method, dataset, protocol, psnrs, ssims):
+    return [
+        dict(tier=tier, experiment=experiment, backbone=backbone, method=method, dataset=dataset, image=f"img{i}",
+             scale=4, protocol=protocol, psnr=p, ssim=s, height=None, width=None, channels=None, seed=None, run_id="t")
+        for i, (p, s) in enumerate(zip(psnrs, ssims))
+    ]
+
+
+def _frame(tmp_path: Path, rows: list[dict]) -> pd.DataFrame:
+    return read_results([write_rows(tmp_path / f"r{len(list(tmp_path.iterdir()))}.csv", rows)])
+
+
+def _check(results, **kw):
+    return run_check(results, tolerances_path=kw.pop("tolerances_path", DEFAULT_TOLERANCES),
+                     deviations_path=kw.pop("deviations_path", DEFAULT_DEVIATIONS), paper_dir=PAPER, logs_dir=LOGS)
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    ingest(LOGS, root)
+    return root, read_results(sorted(root.glob("*/*/*/*.csv")))
+
+
+# --- bicubic ----------------------------------------------------------------------------------
+
+
+def test_bicubic_within_tolerance_passes(tmp_path):
+    # paper Bicubic Set5 28.42 / 0.8104; ours 28.43 / 0.8110 -> |d| = 0.01 dB and 0.0006 (tolerance 0.01 / 0.0015)
+    df = _frame(tmp_path, _rows("bicubic", "bicubic", "bicubic", "bicubic", "Set5", "matlab", [28.43] * 5, [0.8110] * 5))
+    report = _check(df)
+    assert report.exit_code == 0, report.render()
+    assert [(i.dataset, i.metric, i.status) for i in report.items] == [("Set5", "psnr", "ok"), ("Set5", "ssim", "ok")]
+
+
+def test_bicubic_outside_tolerance_fails(tmp_path):
+    # 28.44 vs 28.42 is 0.02 dB > 0.01
+    df = _frame(tmp_path, _rows("bicubic", "bicubic", "bicubic", "bicubic", "Set5", "matlab", [28.44] * 5, [0.8104] * 5))
+    report = _check(df)
+    assert report.exit_code == 1
+    assert [(i.metric, i.status) for i in report.misses] == [("psnr", "miss")]
+    assert "Misses:" in report.render()
+
+
+def test_bicubic_other_protocol_and_partial_set(tmp_path):
+    # the paper's Bicubic row is matlab protocol: an authors-protocol row is noted, not compared
+    authors = _rows("bicubic", "bicubic", "bicubic", "bicubic", "Set5", "authors", [40.0] * 5, [0.99] * 5)
+    partial = _rows("bicubic", "bicubic", "bicubic", "bicubic", "Set14", "matlab", [26.0] * 3, [0.7027] * 3)
+    report = _check(_frame(tmp_path, authors + partial))
+    assert any("protocol authors not compared" in n for n in report.notes)
+    assert report.exit_code == 1 and all("partial set: 3/14" in i.detail for i in report.misses)
+
+
+# --- reported (released logs) -----------------------------------------------------------------
+
+
+def test_reported_tier_passes_with_expected_deviations(reported):
+    _, df = reported
+    report = _check(df)
+    assert report.exit_code == 0, report.render()
+    # spec 8.1: 27 cells flagged (±1) or (X) across the eight logs
+    assert len(report.expected) == 27
+    text = report.render()
+    assert "Expected deviations that occurred" in text and "spec 8.1 item 1" in text
+    assert "tier bicubic: no rows; no checks" in text and "tier smoke: no rows; no checks" in text
+    # (a) 8 logs x 5 sets x 2 metrics average-line checks, all ok
+    avg = [i for i in report.items if i.check == "average-line"]
+    assert len(avg) == 80 and {i.status for i in avg} == {"ok"}
+
+
+def test_check_files_entry(reported, tmp_path):
+    root, _ = reported
+    assert check_files(sorted(root.rglob("*.csv"))).exit_code == 0
+    # no files at all: every configured tier says it has no rows, nothing fails
+    empty = check_files([])
+    assert empty.exit_code == 0 and empty.items == [] and "tier reported: no rows; no checks" in empty.render()
+    with pytest.raises(PCLError, match="not found"):
+        check_files([tmp_path / "missing.csv"])
+
+
+def test_deviation_file_matches_the_audit():
+    # the documented deviations are exactly the audit's non-equal flags (spec 8.1 recomputed)
+    audit = audit_table(LOGS, PAPER / "table2.csv")
+    flagged = audit[(audit["kind"] == "average") & (audit["flag"] != "=")]
+    from_audit = {(r, d, m) for r, d, m in zip(flagged["row_label"], flagged["dataset"], flagged["metric"])}
+    listed = {(d.row, d.dataset, d.metric) for d in load_deviations(DEFAULT_DEVIATIONS, PAPER)}
+    assert listed == from_audit and len(listed) == 27
+
+
+def _deviations_file(tmp_path: Path, transform) -> Path:
+    data = yaml.safe_load(DEFAULT_DEVIATIONS.read_text())
+    data["deviations"] = transform(data["deviations"])
+    out = tmp_path / "dev.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def test_stale_deviation_fails(reported, tmp_path):
+    _, df = reported
+    # RCAN Set5 PSNR: log 32.6388 vs printed 32.64, within rounding -> an entry for it is stale
+    extra = {"table": "table2", "row": "RCAN", "dataset": "Set5", "metric": "psnr", "reason": "test entry"}
+    path = _deviations_file(tmp_path, lambda devs: devs + [extra])
+    report = _check(df, deviations_path=path)
+    assert report.exit_code == 1
+    assert [(i.row, i.dataset, i.metric, i.status) for i in report.misses] == [("RCAN", "Set5", "psnr", "stale")]
+
+
+def test_undocumented_deviation_fails(reported, tmp_path):
+    _, df = reported
+    # drop spec 8.1 item 6 (NLSN+PCL B100 SSIM) from the file: it becomes a miss
+    path = _deviations_file(tmp_path, lambda devs: [d for d in devs if not (d["row"] == "NLSN+PCL")])
+    report = _check(df, deviations_path=path)
+    assert report.exit_code == 1
+    assert [(i.subject, i.dataset, i.metric, i.status) for i in report.misses] == [("NLSNx4_Ours", "B100", "ssim", "miss")]
+
+
+def test_tampered_ingested_rows_fail(reported, tmp_path):
+    root, df = reported
+    changed = df.copy()
+    hit = (changed["experiment"] == "rcan-pcl") & (changed["dataset"] == "Set5") & (changed["image"] == "baby")
+    changed.loc[hit, "psnr"] += 0.1
+    report = _check(changed)
+    assert report.exit_code == 1
+    assert [(i.check, i.subject, i.dataset) for i in report.misses] == [("ingested", "rcan-pcl", "Set5")]
+
+
+# --- smoke ------------------------------------------------------------------------------------
+
+
+def test_smoke_nan_fails_and_finite_passes(tmp_path):
+    good = _rows("smoke", "rcan-pcl", "rcan", "pcl", "Set5", "authors", [5.0, 6.0], [0.1, 0.2])
+    assert _check(_frame(tmp_path, good)).exit_code == 0  # never compared with the paper (5 dB is fine)
+    bad = _rows("smoke", "rcan-pcl", "rcan", "pcl", "Set5", "authors", [5.0, float("nan")], [0.1, 0.2])
+    report = _check(_frame(tmp_path, bad))
+    assert report.exit_code == 1
+    assert [(i.metric, i.detail) for i in report.misses] == [("psnr", "1/2 images not finite: img1")]
+
+
+def test_unconfigured_tier_is_noted(tmp_path):
+    rows = _rows("finetune", "rcan-pcl", "rcan", "pcl", "Set5", "authors", [40.0] * 5, [0.99] * 5)
+    report = _check(_frame(tmp_path, rows))
+    assert report.exit_code == 0 and report.items == []
+    assert any("tier finetune: 5 rows but no rule" in n for n in report.notes)
+
+
+# --- config validation ------------------------------------------------------------------------
+
+
+def _tolerances(tmp_path: Path, edit) -> Path:
+    data = yaml.safe_load(DEFAULT_TOLERANCES.read_text())
+    edit(data)
+    out = tmp_path / "tol.yaml"
+    out.write_text(yaml.safe_dump(data))
+    return out
+
+
+def test_unknown_tier_in_config_is_an_error(tmp_path):
+    path = _tolerances(tmp_path, lambda d: d["tiers"].update(lucky={"rule": "finite"}))
+    with pytest.raises(PCLError, match=r"tol\.yaml: tiers\.lucky: unknown tier"):
+        _check(pd.DataFrame(), tolerances_path=path)
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda d: d["tiers"]["bicubic"].pop("psnr"), r"tiers\.bicubic\.psnr: missing"),
+        (lambda d: d["tiers"]["bicubic"].update(psnr="small"), r"tiers\.bicubic\.psnr: 'small' has the wrong type"),
+        (lambda d: d["tiers"]["bicubic"].update(protocols=["cv2"]), r"tiers\.bicubic\.protocols"),
+        (lambda d: d["tiers"]["smoke"].update(psnr=0.1), r"tiers\.smoke\.psnr: not a key"),
+        (lambda d: d["tiers"]["reported"].update(paper_tolerance="0.02"), r"tiers\.reported\.paper_tolerance"),
+        (lambda d: d.update(version=2), r"'version' must be 1"),
+    ],
+)
+def test_tolerance_file_validation(tmp_path, edit, key):
+    with pytest.raises(PCLError, match=key):
+        _check(pd.DataFrame(), tolerances_path=_tolerances(tmp_path, edit))
+
+
+@pytest.mark.parametrize(
+    "entry, key",
+    [
+        ({"table": "table2", "row": "RCAN", "dataset": "Set5", "metric": "psnr"}, r"deviations\[27\]\.reason: missing"),
+        ({"table": "table2", "row": "RCAN-X", "dataset": "Set5", "metric": "psnr", "reason": "r"}, r"deviations\[27\]\.row"),
+        ({"table": "table9", "row": "RCAN", "dataset": "Set5", "metric": "psnr", "reason": "r"}, r"deviations\[27\]\.table"),
+        ({"table": "table2", "row": "RCAN", "dataset": "DIV2K", "metric": "psnr", "reason": "r"}, r"deviations\[27\]\.dataset"),
+        ({"table": "table2", "row": "RCAN", "dataset": "Set5", "metric": "psnr", "reason": "r", "why": 1}, r"deviations\[27\]\.why"),
+        ({"table": "table2", "row": "EDSR-L", "dataset": "Set5", "metric": "psnr", "reason": "r"}, r"deviations\[27\]: duplicate"),
+    ],
+)
+def test_deviation_file_validation(tmp_path, entry, key):
+    path = _deviations_file(tmp_path, lambda devs: devs + [entry])
+    with pytest.raises(PCLError, match=r"dev\.yaml: " + key):
+        load_deviations(path, PAPER)
+
+
+def test_broken_yaml_names_the_file(tmp_path):
+    path = tmp_path / "tol.yaml"
+    path.write_text("tiers: [unclosed\n")
+    with pytest.raises(PCLError, match=r"tol\.yaml: not valid YAML"):
+        _check(pd.DataFrame(), tolerances_path=path)
