@@ -1,0 +1,57 @@
+"""EDSR (Lim et al., 2017) with the EDSR-PyTorch state_dict layout.
+
+Why one class for EDSR-S and EDSR-L: the official code builds both from the same class; only
+n_resblocks, n_feats and res_scale differ (spec backbones.md 2.1, 3).  Key order: sub_mean,
+add_mean, head, body, tail - the order in which the official constructor registers them.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from pcl.models.common import (
+    MeanShift,
+    ResBlock,
+    SRModel,
+    check_positive,
+    check_rgb,
+    check_scale,
+    default_conv,
+    make_tail,
+)
+
+
+class EDSR(SRModel):
+    """sub_mean -> head -> body (+ long skip) -> tail -> add_mean; body = B ResBlocks + conv."""
+
+    def __init__(
+        self,
+        scale: int = 4,
+        n_colors: int = 3,
+        n_resblocks: int = 16,
+        n_feats: int = 64,
+        res_scale: float = 1.0,
+        rgb_range: float = 255.0,
+    ) -> None:
+        super().__init__()
+        check_scale(scale)
+        check_rgb(n_colors, "edsr")
+        for name, value in (("n_resblocks", n_resblocks), ("n_feats", n_feats), ("rgb_range", rgb_range)):
+            check_positive(name, value, "edsr")
+        self.scale = scale
+        self.rgb_range = float(rgb_range)
+        self.sub_mean = MeanShift(rgb_range, sign=-1)
+        self.add_mean = MeanShift(rgb_range, sign=1)
+        self.head = nn.Sequential(default_conv(n_colors, n_feats, 3))
+        blocks: list[nn.Module] = [ResBlock(n_feats, 3, res_scale=res_scale) for _ in range(n_resblocks)]
+        blocks.append(default_conv(n_feats, n_feats, 3))
+        self.body = nn.Sequential(*blocks)
+        self.tail = make_tail(scale, n_feats, n_colors)
+
+    def forward_official(self, x: Tensor) -> Tensor:
+        x = self.sub_mean(x)
+        x = self.head(x)
+        res = self.body(x)
+        res += x
+        x = self.tail(res)
+        return self.add_mean(x)
