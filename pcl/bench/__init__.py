@@ -1,0 +1,29 @@
+"""Speed benchmarks (`pcl bench`): measured figures go to results/bench/ with the device.
+
+Why here and not in the tests: timings on shared 2-core machines are noisy, so they are
+recorded as benchmark artefacts (CSV + PNG naming the device) and never asserted in unit tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from pcl.errors import PCLError
+
+#: benchmark name -> module that defines ``run(out_dir, *, repeats, device) -> dict``
+BENCHMARKS = {"imresize": "pcl.bench.imresize_bench", "metrics": "pcl.bench.metrics_bench"}
+
+
+def run_benchmarks(what: str, out_dir: Path, *, device: str = "cpu", repeats: int = 3) -> dict:
+    """Run one benchmark (or ``all``) and return its figures keyed by name."""
+    names = list(BENCHMARKS) if what == "all" else [what]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise PCLError(f"unknown benchmark {unknown[0]!r}; use one of {', '.join(BENCHMARKS)} or all")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name in names:
+        module = importlib.import_module(BENCHMARKS[name])
+        results[name] = module.run(out_dir, repeats=repeats, device=device)
+    return results

@@ -1,0 +1,287 @@
+"""Command-line interface: argument parsing only, every command calls one library function.
+
+Why so thin: the Snakemake rules call these commands, and users call the same commands by hand;
+keeping logic out of the CLI means both paths run identical code and the library stays testable.
+A ``PCLError`` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pcl.errors import PCLError
+
+log = logging.getLogger("pcl")
+
+BENCHMARKS = ("Set5", "Set14", "B100", "Urban100", "Manga109")
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score a method on one benchmark folder and write one row per image."""
+    import numpy as np
+
+    from pcl.evaluate import bicubic_predictor, canonical_dataset, evaluate_folder
+    from pcl.report.results import write_rows
+
+    if args.model != "bicubic":
+        raise PCLError(f"unknown model {args.model!r}; this version evaluates: bicubic")
+    dataset = canonical_dataset(args.dataset)
+    rows = evaluate_folder(
+        bicubic_predictor(args.scale),
+        Path(args.hr_dir),
+        dataset=dataset,
+        scale=args.scale,
+        protocol=args.protocol,
+        lr_dir=Path(args.lr_dir) if args.lr_dir else None,
+        identity={"tier": args.tier, "experiment": "bicubic", "backbone": "bicubic", "method": "bicubic"},
+    )
+    write_rows(Path(args.out), rows)
+    psnr = float(np.mean([r["psnr"] for r in rows]))
+    ssim = float(np.mean([r["ssim"] for r in rows]))
+    print(f"{dataset} x{args.scale} {args.model} ({args.protocol}): {len(rows)} images, "
+          f"PSNR {psnr:.4f} dB, SSIM {ssim:.5f} -> {args.out}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download, verify and install datasets (resumable; checksums verified)."""
+    from pcl.data.download import fetch_dataset
+
+    status = 0
+    for name in args.dataset:
+        result = fetch_dataset(name, Path(args.root), offline_ok=args.offline_ok)
+        print(f"{name}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
+        if result.status == "unavailable" and not args.offline_ok:
+            status = 1
+    return status
+
+
+def _shipped_dirs(pairs: Sequence[str]) -> dict[str, Path]:
+    """Parse ``NAME=DIR`` options naming the benchmark folders that ship with the harness."""
+    out = {}
+    for item in pairs:
+        name, sep, folder = item.partition("=")
+        if not sep:
+            raise PCLError(f"--shipped expects NAME=DIR, got {item!r}")
+        out[name] = Path(folder)
+    return out
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    """List (and optionally fetch) the benchmark folders that are present; write JSON for the DAG."""
+    from pcl.data.download import fetch_dataset
+
+    root = Path(args.root)
+    shipped = _shipped_dirs(args.shipped)
+    found: dict[str, dict] = {}
+    for name in args.names:
+        hr = shipped.get(name)
+        if hr is None or not hr.is_dir():
+            hr = root / "benchmarks" / name / "HR"
+        if not hr.is_dir() and args.download:
+            result = fetch_dataset(name, root, offline_ok=True)
+            print(f"{name}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
+        if hr.is_dir():
+            found[name] = {"hr_dir": str(hr), "source": "shipped" if name in shipped else "data"}
+        else:
+            print(f"{name}: absent (place the HR images in {hr} or run `pcl download --dataset {name}`)")
+    for name, info in found.items():
+        print(f"{name}: present at {info['hr_dir']}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(found, indent=2) + "\n")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check a benchmark folder against the shipped pixel-hash manifest."""
+    from pcl.data.verify import verify_benchmark
+
+    report = verify_benchmark(Path(args.hr_dir), args.dataset)
+    print(report.details())
+    return 0 if report.ok else 1
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Verify a benchmark folder and cache its LR images (or compare with an official LR set)."""
+    from pcl.data.prepare import compare_official_lr, prepare_benchmark
+
+    if args.compare_lr:
+        stats = compare_official_lr(Path(args.hr_dir), Path(args.compare_lr), scale=args.scale, limit=args.limit)
+        print(json.dumps(stats, indent=2))
+        return 0
+    summary = prepare_benchmark(
+        Path(args.hr_dir), args.dataset, Path(args.out_dir), scale=args.scale, verify=not args.no_verify
+    )
+    print(f"{summary['dataset']}: {summary['images']} images, {summary['verification']}; LR in {summary['lr_dir']}")
+    return 0
+
+
+def cmd_ingest_logs(args: argparse.Namespace) -> int:
+    """Turn the authors' released per-image logs into result rows (tier `reported`)."""
+    from pcl.report.released_logs import ingest
+
+    paths = ingest(Path(args.logs_dir), Path(args.out_dir))
+    print(f"wrote {len(paths)} result files under {args.out_dir}")
+    return 0
+
+
+def _result_files(items: Sequence[str]) -> list[Path]:
+    """Expand ``--results`` arguments: CSV files, or folders searched recursively."""
+    files: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            files.extend(sorted(q for q in p.rglob("*.csv") if "bench" not in q.parts))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise PCLError(f"--results {item}: no such file or folder; run the pipeline first")
+    return files
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    """Write the paper's tables with our values beside them, the audit and the figures."""
+    from pcl.report.tables import write_reports
+
+    written = write_reports(_result_files(args.results), Path(args.out_dir), figures_dir=Path(args.figures_dir))
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Compare produced values with the paper under the configured tolerances (CI gate)."""
+    from pcl.report.check import check_files
+
+    report = check_files(
+        _result_files(args.results),
+        tolerances_path=Path(args.tolerances),
+        deviations_path=Path(args.deviations),
+    )
+    text = report.render()
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    return report.exit_code
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run speed benchmarks and write CSV + figures under results/bench/."""
+    from pcl.bench import run_benchmarks
+
+    results = run_benchmarks(args.what, Path(args.out_dir), device=args.device, repeats=args.repeats)
+    print(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# parser
+# --------------------------------------------------------------------------------------------
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a method on a benchmark folder (one row per image)")
+    p.add_argument("--model", required=True, help="method to evaluate (bicubic)")
+    p.add_argument("--hr-dir", required=True, help="folder of HR images")
+    p.add_argument("--lr-dir", help="folder of LR images (default: made with MATLAB bicubic)")
+    p.add_argument("--dataset", required=True, help="benchmark name (Set5, Set14, B100, Urban100, Manga109)")
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--protocol", default="matlab", help="matlab (default) or authors")
+    p.add_argument("--tier", default="bicubic", help="tier recorded in the rows")
+    p.add_argument("--out", required=True, help="CSV file for the per-image rows")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("download", help="download, verify and install datasets")
+    p.add_argument("--dataset", nargs="+", required=True)
+    p.add_argument("--root", default="data")
+    p.add_argument("--offline-ok", action="store_true", help="report unreachable sources instead of failing")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("datasets", help="list benchmark folders present (optionally download missing ones)")
+    p.add_argument("--names", nargs="+", default=list(BENCHMARKS))
+    p.add_argument("--root", default="data")
+    p.add_argument("--shipped", nargs="*", default=[], metavar="NAME=DIR")
+    p.add_argument("--download", action="store_true")
+    p.add_argument("--json", help="write {name: {hr_dir, source}} here")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("verify", help="verify a benchmark folder by pixel hashes")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--hr-dir", required=True)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("prepare", help="verify a benchmark folder and cache its LR images")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--hr-dir", required=True)
+    p.add_argument("--out-dir", help="where LR/ and prepare.json go")
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--no-verify", action="store_true", help="skip the manifest check (own data)")
+    p.add_argument("--compare-lr", help="official LR folder to compare ours with (e.g. DIV2K X4)")
+    p.add_argument("--limit", type=int, help="compare only the first N images")
+    p.set_defaults(func=cmd_prepare)
+
+
+def _add_report_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest-logs", help="parse the authors' released logs into result rows")
+    p.add_argument("--logs-dir", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_ingest_logs)
+
+    p = sub.add_parser("tables", help="write Tables (md, tex, csv), audit and figures")
+    p.add_argument("--results", nargs="+", required=True, help="result CSVs or folders")
+    p.add_argument("--out-dir", default="reports/tables")
+    p.add_argument("--figures-dir", default="reports/figures")
+    p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("check", help="compare results with the paper under per-tier tolerances")
+    p.add_argument("--results", nargs="+", default=["results"], help="result CSVs or folders")
+    p.add_argument("--tolerances", default="config/tolerances.yaml")
+    p.add_argument("--deviations", default="config/expected_deviations.yaml")
+    p.add_argument("--out", help="also write the report to this file")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("bench", help="speed benchmarks (figures under results/bench/)")
+    p.add_argument("what", nargs="?", default="all", help="imresize, metrics or all")
+    p.add_argument("--out-dir", default="results/bench")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=3)
+    p.set_defaults(func=cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pcl`` parser with every sub-command."""
+    parser = argparse.ArgumentParser(prog="pcl", description="PCL-SR reproduction harness")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_evaluate(sub)
+    _add_data_commands(sub)
+    _add_report_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pcl`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except PCLError as exc:
+        print(f"pcl: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("pcl: interrupted", file=sys.stderr)
+        return 130
