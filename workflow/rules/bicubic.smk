@@ -1,0 +1,21 @@
+# Tier `bicubic`: the paper's first row, from real images, under both protocols.
+
+
+rule evaluate_bicubic:
+    input:
+        f"{DATA}/prepared/{{dataset}}/x{SCALE}/prepare.json",
+    output:
+        "results/bicubic/bicubic/{protocol}/{dataset}.csv",
+    params:
+        pcl=PCL,
+        scale=SCALE,
+        hr=lambda w: available_benchmarks()[w.dataset],
+        lr=lambda w, input: str(Path(input[0]).parent / "LR"),
+    log:
+        "logs/evaluate_bicubic/{protocol}_{dataset}.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} evaluate --model bicubic --tier bicubic --hr-dir {params.hr} "
+        "--lr-dir {params.lr} --dataset {wildcards.dataset} --scale {params.scale} "
+        "--protocol {wildcards.protocol} --out {output} 2>&1 | tee {log}"
