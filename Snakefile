@@ -28,4 +28,5 @@ rule all:
     input:
         TABLE_FILES,
         "reports/check.txt",
+        DIV2K_CHECK,
     default_target: True

@@ -118,8 +118,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     if args.compare_lr:
         stats = compare_official_lr(Path(args.hr_dir), Path(args.compare_lr), scale=args.scale, limit=args.limit)
-        print(json.dumps(stats, indent=2))
+        text = json.dumps(stats, indent=2)
+        print(text)
+        if args.out_dir:
+            Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+            (Path(args.out_dir) / "lr_comparison.json").write_text(text + "\n")
         return 0
+    if not args.out_dir:
+        raise PCLError("pcl prepare needs --out-dir (where LR/ and prepare.json go)")
     summary = prepare_benchmark(
         Path(args.hr_dir), args.dataset, Path(args.out_dir), scale=args.scale, verify=not args.no_verify
     )
@@ -227,7 +233,7 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prepare", help="verify a benchmark folder and cache its LR images")
     p.add_argument("--dataset", required=True)
     p.add_argument("--hr-dir", required=True)
-    p.add_argument("--out-dir", help="where LR/ and prepare.json go")
+    p.add_argument("--out-dir", help="where LR/ and prepare.json (or lr_comparison.json) go")
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--no-verify", action="store_true", help="skip the manifest check (own data)")
     p.add_argument("--compare-lr", help="official LR folder to compare ours with (e.g. DIV2K X4)")

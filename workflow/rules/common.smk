@@ -15,6 +15,14 @@ DATA = config["data_root"]
 TIERS = config["tiers"]
 PROTOCOLS = config["protocols"]
 TABLE_FILES = expand("reports/tables/table2.{ext}", ext=["md", "tex", "csv"])
+DIV2K_HR = Path(DATA, "DIV2K", "DIV2K_train_HR")
+DIV2K_LR = Path(DATA, "DIV2K", "DIV2K_train_LR_bicubic", f"X{SCALE}")
+# Reported only when the DIV2K training set is present (downloaded or placed by hand).
+DIV2K_CHECK = (
+    [f"{DATA}/prepared/DIV2K/x{SCALE}/lr_comparison.json"]
+    if DIV2K_HR.is_dir() and DIV2K_LR.is_dir()
+    else []
+)
 
 
 def present_benchmarks_at_parse():

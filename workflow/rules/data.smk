@@ -37,3 +37,23 @@ rule prepare_benchmark:
     shell:
         "{params.pcl} prepare --dataset {wildcards.dataset} --hr-dir {params.hr} "
         "--out-dir {params.out} --scale {params.scale} 2>&1 | tee {log}"
+
+
+rule div2k_lr_check:
+    # Only in the DAG when DIV2K HR and official LR x4 are present (see common.smk): our MATLAB
+    # bicubic against the official MATLAB-made LR, the only MATLAB ground truth available offline.
+    output:
+        f"{DATA}/prepared/DIV2K/x{SCALE}/lr_comparison.json",
+    params:
+        pcl=PCL,
+        scale=SCALE,
+        hr=str(DIV2K_HR),
+        lr=str(DIV2K_LR),
+        out=lambda w, output: str(Path(output[0]).parent),
+    log:
+        f"logs/prepare/DIV2K_lr_check_x{SCALE}.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} prepare --dataset DIV2K --hr-dir {params.hr} --compare-lr {params.lr} "
+        "--scale {params.scale} --out-dir {params.out} 2>&1 | tee {log}"
