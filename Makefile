@@ -32,4 +32,5 @@ bench: setup
 	$(BIN)/pcl bench all --out-dir results/bench
 
 clean:
-	rm -rf results reports logs data/prepared data/benchmarks.json .snakemake
+	find results -mindepth 1 -maxdepth 1 ! -name bench -exec rm -rf {} +
+	rm -rf reports logs data/prepared data/benchmarks.json .snakemake
