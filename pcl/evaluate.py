@@ -3,7 +3,9 @@
 Why one loop for every method: the bicubic baseline, released checkpoints and our trained models
 must be scored by exactly the same code (same LR images, same crop, same protocol), otherwise the
 deltas in the tables would mix protocols -- the very problem the paper has (spec §9 item 18).
-A method is a *predictor*: a function from an LR uint8 image to an SR uint8 image.
+A method is a *predictor*: a function from an LR uint8 image to an SR uint8 image
+(``bicubic_predictor`` here; SR networks through ``pcl.inference.ModelPredictor``, run by
+``evaluate_model``, which also writes the JSON sidecar of the result file).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +23,9 @@ from pcl.data.images import list_images, read_image
 from pcl.data.imresize import bicubic_degrade, bicubic_upscale
 from pcl.errors import PCLError
 from pcl.metrics.psnr_ssim import check_protocol, evaluate_pair, min_size
+
+if TYPE_CHECKING:
+    from pcl.inference import InferenceSettings
 
 log = logging.getLogger(__name__)
 
@@ -146,4 +152,89 @@ def evaluate_folder(
                 "run_id": ident["run_id"],
             }
         )
+    return rows
+
+
+def evaluate_model(
+    model: str,
+    checkpoint: str | Path | None,
+    hr_dir: Path,
+    out: Path,
+    *,
+    dataset: str,
+    scale: int,
+    protocol: str,
+    lr_dir: Path | None = None,
+    tier: str = "released",
+    method: str = "checkpoint",
+    experiment: str | None = None,
+    settings: InferenceSettings | None = None,
+) -> list[dict]:
+    """Evaluate an SR checkpoint on one benchmark folder: rows to ``out`` and a ``<stem>.json`` sidecar.
+
+    Why the sidecar: options such as tiling, precision, self-ensemble and the NLSN seed change the
+    numbers, so they travel with every result file (with the checkpoint's sha256, the torch
+    version and the throughput).  The rows' ``seed`` column holds the seed only for models that
+    draw random numbers (NLSN); ``run_id`` names the checkpoint file and its sha256 prefix.
+    """
+    import platform
+    from datetime import datetime, timezone
+
+    import torch
+
+    import pcl
+    from pcl.inference import InferenceSettings, ModelPredictor, load_model, write_sidecar
+    from pcl.report.results import TIERS, write_rows
+
+    if tier not in TIERS:
+        raise PCLError(f"unknown tier {tier!r}; use one of {', '.join(TIERS)}")
+    if not checkpoint:
+        raise PCLError(f"--model {model} needs --checkpoint PATH (a .pt/.pth or .safetensors file)")
+    check_protocol(protocol)
+    dataset = canonical_dataset(dataset)
+    loaded = load_model(model, checkpoint)
+    model_scale = int(getattr(loaded.model, "scale", scale))
+    if model_scale != scale:
+        raise PCLError(f"checkpoint {checkpoint} is a x{model_scale} model but --scale is {scale}; pass --scale {model_scale}")
+    predictor = ModelPredictor(loaded.model, settings or InferenceSettings(), name=loaded.backbone)
+    experiment = experiment or f"{loaded.backbone}-{method}"
+    seed = predictor.settings.seed if predictor.stochastic and predictor.settings.seed is not None else ""
+    identity = {
+        "tier": tier,
+        "experiment": experiment,
+        "backbone": loaded.backbone,
+        "method": method,
+        "seed": seed,
+        "run_id": f"{loaded.checkpoint.name}@{loaded.sha256[:12]}",
+    }
+    t0 = time.perf_counter()
+    rows = evaluate_folder(predictor, Path(hr_dir), dataset=dataset, scale=scale, protocol=protocol,
+                           lr_dir=lr_dir, identity=identity)
+    wall = time.perf_counter() - t0
+    write_rows(Path(out), rows)
+    write_sidecar(
+        Path(out),
+        {
+            "model": loaded.backbone,
+            "experiment": experiment,
+            "tier": tier,
+            "method": method,
+            "dataset": dataset,
+            "protocol": protocol,
+            "scale": scale,
+            "checkpoint": {"path": str(loaded.checkpoint), "sha256": loaded.sha256, "loaded_as": loaded.source},
+            "config": loaded.config,
+            **predictor.describe(),
+            "images": len(rows),
+            "wall_seconds": wall,
+            "model_seconds": predictor.seconds,
+            "images_per_second": len(rows) / wall if wall > 0 else None,
+            "torch": torch.__version__,
+            "pcl": pcl.__version__,
+            "python": platform.python_version(),
+            "hr_dir": str(hr_dir),
+            "lr_dir": str(lr_dir) if lr_dir else None,
+            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    )
     return rows
