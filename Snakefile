@@ -21,6 +21,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/reported.smk"
 include: "workflow/rules/bicubic.smk"
+include: "workflow/rules/released.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -29,4 +30,5 @@ rule all:
         TABLE_FILES,
         "reports/check.txt",
         DIV2K_CHECK,
+        [RELEASED_STATUS] if "released" in TIERS else [],
     default_target: True

@@ -6,6 +6,11 @@ Why: a reproduction claim must fail loudly when numbers drift.  Rules come per t
 widening a tolerance.  An expected deviation that no longer occurs is "stale" and fails too, so
 the file stays honest.  Exit code: 1 on any miss or stale entry, else 0 (``CheckReport.exit_code``).
 CLI entry point: ``check_files``.
+
+Rule ``released_models`` (tier ``released``): our evaluation of a released checkpoint is compared
+with the authors' released per-image log of the same model, image by image (``compare_with_log``);
+image names are matched after ``normalise_image_name`` (the logs say ``img001`` where the installed
+Urban100 says ``img_001``), and images that match nothing are reported.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pcl.errors import PCLError
 from pcl.report.audit import to_decimal
 from pcl.report.released_logs import (
     LOG_PROTOCOL,
+    LOG_SCALE,
     average_differences,
     experiment_name,
     largest_average_difference,
@@ -48,6 +54,13 @@ RULES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "paper": {"rule": str, "table": str, "protocols": list, "psnr": (int, float), "ssim": (int, float)},
     "released_logs": {"rule": str, "table": str, "average_tolerance": (int, float), "paper_tolerance": str},
     "finite": {"rule": str},
+    "released_models": {
+        "rule": str,
+        "psnr_per_image": (int, float),
+        "ssim_per_image": (int, float),
+        "nlsn_seed_spread_db": (int, float),
+        "nlsn_seed_spread_ssim": (int, float),
+    },
 }
 """Keys each rule needs (all of them, nothing else) and their YAML types."""
 
@@ -370,6 +383,124 @@ def _check_ingested(tier: str, name: str, parsed, rows: pd.DataFrame, report: Ch
         report.items.append(CheckItem(tier, "ingested", experiment, "", blk.dataset, "psnr+ssim", None, name, "1e-09", status, detail))
 
 
+def normalise_image_name(name: str) -> str:
+    """Key for matching image names across sources: lowercase, ``_`` removed (``img_001`` == ``img001``)."""
+    return str(name).strip().lower().replace("_", "")
+
+
+@dataclass(frozen=True)
+class LogComparison:
+    """Our per-image values for one set against a released log block, after name matching."""
+
+    dataset: str
+    pairs: tuple[tuple[str, str, float, float, float, float], ...]
+    """(our name, log name, our psnr, log psnr, our ssim, log ssim) per matched image."""
+    only_ours: tuple[str, ...]
+    only_log: tuple[str, ...]
+    ambiguous: tuple[str, ...]
+    """Names that collide after normalisation (matched by nobody)."""
+
+    def differences(self, metric: str) -> list[tuple[str, float]]:
+        """(our name, ours - log) for every matched image."""
+        col = 2 if metric == "psnr" else 4
+        return [(p[0], p[col] - p[col + 1]) for p in self.pairs]
+
+
+def compare_with_log(ours: pd.DataFrame, block) -> LogComparison:
+    """Match our rows of one set (columns image, psnr, ssim) with a log block by normalised name."""
+    def index(names: list[str]) -> tuple[dict[str, str], set[str]]:
+        keys: dict[str, str] = {}
+        clashes: set[str] = set()
+        for n in names:
+            k = normalise_image_name(n)
+            if k in keys:
+                clashes.add(k)
+            keys[k] = n
+        return keys, clashes
+
+    ours_by = {str(i): (float(p), float(s)) for i, p, s in zip(ours["image"], ours["psnr"], ours["ssim"])}
+    log_by = {im.name: (im.psnr, im.ssim) for im in block.images}
+    our_keys, our_clash = index(list(ours_by))
+    log_keys, log_clash = index(list(log_by))
+    clashes = our_clash | log_clash
+    pairs = []
+    for key in sorted(set(our_keys) & set(log_keys) - clashes):
+        a, b = our_keys[key], log_keys[key]
+        pairs.append((a, b, ours_by[a][0], log_by[b][0], ours_by[a][1], log_by[b][1]))
+    only_ours = sorted(our_keys[k] for k in set(our_keys) - set(log_keys) - clashes)
+    only_log = sorted(log_keys[k] for k in set(log_keys) - set(our_keys) - clashes)
+    ambiguous = sorted(n for n in [*ours_by, *log_by] if normalise_image_name(n) in clashes)
+    return LogComparison(block.dataset, tuple(pairs), tuple(only_ours), tuple(only_log), tuple(ambiguous))
+
+
+def _released_log_map(logs_dir: Path) -> dict[str, object]:
+    """experiment name (e.g. ``rcan-official``) -> parsed released log."""
+    return {experiment_name(*log_identity(name)): parsed for name, parsed in parse_logs(logs_dir).items()}
+
+
+def _check_released_models(tier: str, rule: dict, rows: pd.DataFrame, logs_dir: Path, report: CheckReport) -> None:
+    logs = _released_log_map(logs_dir)
+    other = sorted(int(x) for x in set(rows["scale"].dropna()) - {LOG_SCALE})
+    if other:
+        report.notes.append(f"tier {tier}: rows at scale {other} not compared (the released logs are x{LOG_SCALE})")
+    rows = rows[rows["scale"] == LOG_SCALE]
+    for (experiment, backbone, method, protocol), sub in rows.groupby(["experiment", "backbone", "method", "protocol"], sort=True):
+        parsed = logs.get(experiment)
+        label = table2_label(backbone, method, experiment) or ""
+        if parsed is None:
+            report.notes.append(f"tier {tier}: {experiment} has no released per-image log; shown in the tables, not compared")
+            continue
+        if protocol != LOG_PROTOCOL:
+            report.notes.append(f"tier {tier}: {experiment} protocol {protocol} not compared (the released logs use {LOG_PROTOCOL})")
+            continue
+        nlsn = backbone == "nlsn"
+        tolerances = {
+            "psnr": max(float(rule["psnr_per_image"]), float(rule["nlsn_seed_spread_db"]) if nlsn else 0.0),
+            "ssim": max(float(rule["ssim_per_image"]), float(rule["nlsn_seed_spread_ssim"]) if nlsn else 0.0),
+        }
+        for dataset, ds_rows in sub.groupby("dataset", sort=False):
+            try:
+                block = parsed.block(dataset)
+            except KeyError:
+                report.notes.append(f"tier {tier}: {experiment} {dataset}: the released log has no such block")
+                continue
+            cmp = compare_with_log(ds_rows, block)
+            _released_items(tier, experiment, label, cmp, len(block.images), tolerances, nlsn, report)
+
+
+def _released_items(tier: str, experiment: str, label: str, cmp: LogComparison, n_log: int, tolerances: dict,
+                    nlsn: bool, report: CheckReport) -> None:
+    problems = []
+    if cmp.only_ours:
+        problems.append(f"{len(cmp.only_ours)} of our images not in the log: {', '.join(cmp.only_ours[:5])}")
+    if cmp.only_log:
+        problems.append(f"{len(cmp.only_log)} log images not evaluated: {', '.join(cmp.only_log[:5])}")
+    if cmp.ambiguous:
+        problems.append(f"names that collide after normalisation: {', '.join(cmp.ambiguous[:5])}")
+    report.items.append(
+        CheckItem(tier, "images", experiment, label, cmp.dataset, "names", None, f"{n_log}", "all matched",
+                  MISS if problems else OK, "; ".join(problems) or f"{len(cmp.pairs)}/{n_log} matched")
+    )
+    if not cmp.pairs:
+        return
+    basis = " (NLSN: seed spread)" if nlsn else ""
+    for metric in CHECK_METRICS:
+        diffs = cmp.differences(metric)
+        tol = tolerances[metric]
+        bad = [(n, d) for n, d in diffs if not abs(d) <= tol + _SLACK]
+        worst_name, worst = max(diffs, key=lambda nd: abs(nd[1]) if math.isfinite(nd[1]) else math.inf)
+        col = 2 if metric == "psnr" else 4
+        ours_mean = math.fsum(p[col] for p in cmp.pairs) / len(cmp.pairs)
+        log_mean = math.fsum(p[col + 1] for p in cmp.pairs) / len(cmp.pairs)
+        detail = f"max |ours - log| {abs(worst):.2g} ({worst_name}) over {len(diffs)} images"
+        if bad:
+            detail = f"{len(bad)}/{len(diffs)} images outside ±{tol:g}: " + ", ".join(f"{n} {d:+.4f}" for n, d in bad[:5]) + "; " + detail
+        report.items.append(
+            CheckItem(tier, "per-image", experiment, label, cmp.dataset, metric, ours_mean, f"{log_mean:.6f}",
+                      f"±{tol:g} per image{basis}", MISS if bad else OK, detail)
+        )
+
+
 def _check_finite(tier: str, rows: pd.DataFrame, report: CheckReport) -> None:
     for (experiment, protocol, dataset), sub in rows.groupby(["experiment", "protocol", "dataset"], sort=True):
         for metric in CHECK_METRICS:
@@ -415,6 +546,8 @@ def run_check(
             _check_paper_rule(tier, rule, rows, read_paper_table(paper_dir / TABLES[rule["table"]]), ledger, report)
         elif rule["rule"] == "released_logs":
             _check_released_logs(tier, rule, rows, read_paper_table(paper_dir / TABLES[rule["table"]]), logs_dir, ledger, report)
+        elif rule["rule"] == "released_models":
+            _check_released_models(tier, rule, rows, logs_dir, report)
         else:
             _check_finite(tier, rows, report)
     for dev in deviations:

@@ -1,7 +1,9 @@
 # Shared definitions: how rules call `pcl`, which datasets exist, where things go.
 
 import json
+import re
 import shlex
+import sys
 from pathlib import Path
 
 ROOT = Path(workflow.basedir)
@@ -22,6 +24,63 @@ DIV2K_CHECK = (
     [f"{DATA}/prepared/DIV2K/x{SCALE}/lr_comparison.json"]
     if DIV2K_HR.is_dir() and DIV2K_LR.is_dir()
     else []
+)
+
+
+# Tier `released`: the checkpoint registry is read at parse time (like DIV2K above); every
+# checkpoint whose file is present is evaluated, absent ones are listed in the status report.
+RELEASED_CFG = {
+    "checkpoints": "config/checkpoints.yaml",
+    "protocols": ["authors"],
+    "device": "cpu",
+    "precision": "fp32",
+    "seed": 0,
+    "chop": False,
+    "self_ensemble": False,
+    **config.get("released", {}),
+}
+RELEASED_STATUS = "reports/released_status.md"
+
+
+def released_registry():
+    """The parsed checkpoint registry (pcl.released imports only the standard library and yaml)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from pcl.released import load_registry
+
+    return load_registry(Path(RELEASED_CFG["checkpoints"]))
+
+
+def released_present():
+    """{experiment: entry} of the checkpoints present now ({} unless tier `released` is on)."""
+    if "released" not in TIERS:
+        return {}
+    from pcl.released import present_checkpoints
+
+    return {e.experiment: e for e in present_checkpoints(released_registry())}
+
+
+def released_snapshot():
+    """Presence, size and mtime of every registered file: a param of the status rule, so that
+    placing or removing a checkpoint by hand re-writes the status report."""
+    if "released" not in TIERS:
+        return ""
+    out = []
+    for e in released_registry().entries:
+        st = e.path.stat() if e.path.is_file() else None
+        out.append(f"{e.name}:{st.st_size}:{int(st.st_mtime)}" if st else f"{e.name}:absent")
+    return " ".join(out)
+
+
+RELEASED = released_present()
+RELEASED_OPTIONS = " ".join(
+    [
+        f"--device {shlex.quote(str(RELEASED_CFG['device']))}",
+        f"--precision {shlex.quote(str(RELEASED_CFG['precision']))}",
+        f"--seed {int(RELEASED_CFG['seed'])}",
+    ]
+    + (["--chop"] if RELEASED_CFG["chop"] else [])
+    + (["--self-ensemble"] if RELEASED_CFG["self_ensemble"] else [])
 )
 
 
@@ -58,6 +117,13 @@ def result_inputs(wildcards):
         files += expand(
             "results/bicubic/bicubic/{protocol}/{dataset}.csv",
             protocol=PROTOCOLS,
+            dataset=list(available_benchmarks()),
+        )
+    if RELEASED:
+        files += expand(
+            "results/released/{experiment}/{protocol}/{dataset}.csv",
+            experiment=list(RELEASED),
+            protocol=RELEASED_CFG["protocols"],
             dataset=list(available_benchmarks()),
         )
     return files

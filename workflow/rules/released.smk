@@ -1,0 +1,49 @@
+# Tier `released`: the authors' released checkpoints evaluated by the harness (protocol `authors`
+# by default), one result file per (checkpoint present, protocol, benchmark present), plus a status
+# report that lists every registered checkpoint and how to get the absent ones.
+
+
+rule released_status:
+    # In the DAG whenever tier `released` is configured; re-runs when a checkpoint file appears,
+    # disappears or changes (the snapshot param).
+    input:
+        registry=RELEASED_CFG["checkpoints"],
+    output:
+        RELEASED_STATUS,
+    params:
+        pcl=PCL,
+        snapshot=released_snapshot(),
+    log:
+        "logs/released_status.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} checkpoints list --config {input.registry} --out {output} > {log} 2>&1"
+
+
+rule evaluate_released:
+    input:
+        prepared=f"{DATA}/prepared/{{dataset}}/x{SCALE}/prepare.json",
+        checkpoint=lambda w: str(RELEASED[w.experiment].path),
+    output:
+        rows="results/released/{experiment}/{protocol}/{dataset}.csv",
+        sidecar="results/released/{experiment}/{protocol}/{dataset}.json",
+    wildcard_constraints:
+        experiment="|".join(re.escape(e) for e in RELEASED) or "(?!x)x",
+    params:
+        pcl=PCL,
+        scale=SCALE,
+        hr=lambda w: available_benchmarks()[w.dataset],
+        lr=lambda w, input: str(Path(input.prepared).parent / "LR"),
+        model=lambda w: RELEASED[w.experiment].backbone,
+        method=lambda w: RELEASED[w.experiment].method,
+        options=RELEASED_OPTIONS,
+    log:
+        "logs/evaluate_released/{experiment}_{protocol}_{dataset}.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} evaluate --model {params.model} --checkpoint {input.checkpoint} --tier released "
+        "--method {params.method} --experiment {wildcards.experiment} --hr-dir {params.hr} "
+        "--lr-dir {params.lr} --dataset {wildcards.dataset} --scale {params.scale} "
+        "--protocol {wildcards.protocol} {params.options} --out {output.rows} 2>&1 | tee {log}"
