@@ -12,7 +12,12 @@ from pathlib import Path
 from pcl.errors import PCLError
 
 #: benchmark name -> module that defines ``run(out_dir, *, repeats, device) -> dict``
-BENCHMARKS = {"imresize": "pcl.bench.imresize_bench", "metrics": "pcl.bench.metrics_bench"}
+BENCHMARKS = {
+    "imresize": "pcl.bench.imresize_bench",
+    "metrics": "pcl.bench.metrics_bench",
+    "eval": "pcl.bench.eval_bench",
+    "nlsn-seed": "pcl.bench.nlsn_seed_bench",
+}
 
 
 def run_benchmarks(what: str, out_dir: Path, *, device: str = "cpu", repeats: int = 3) -> dict:
