@@ -2,6 +2,7 @@
 #
 #   sources -> verified benchmark folders -> prepared LR images -> per-image result rows
 #           -> Tables (md/tex/csv) beside the paper, audit, figures -> `pcl check`
+#   experiment catalog -> training runs (runs/<tier>/<experiment>) -> per-image result rows
 #
 # Rules are thin: each calls one `pcl` command. Local runs and CI use the active virtual
 # environment (`make reproduce`); on a cluster add `--use-conda --profile workflow/profiles/slurm`.
@@ -22,6 +23,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/reported.smk"
 include: "workflow/rules/bicubic.smk"
 include: "workflow/rules/released.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -119,11 +119,17 @@ def cmd_download(args: argparse.Namespace) -> int:
     from pcl.data.download import fetch_dataset
 
     status = 0
+    summary = {}
     for name in args.dataset:
         result = fetch_dataset(name, Path(args.root), offline_ok=args.offline_ok)
         print(f"{name}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
+        summary[name] = {"status": result.status, "reason": result.reason}
         if result.status == "unavailable" and not args.offline_ok:
             status = 1
+    if args.json and status == 0:
+        from pcl.report.results import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps(summary, indent=2) + "\n")
     return status
 
 
@@ -217,11 +223,52 @@ def _result_files(items: Sequence[str]) -> list[Path]:
     return files
 
 
+def catalog_cells(catalog: str | Path | None = None):
+    """The catalog's cells as a ``pcl.report.cells.CellsMap``.
+
+    Why here: ``pcl.report`` must not import ``pcl.train`` (architecture.md), so the CLI, which may
+    import both, converts the catalog into the plain mapping the report layer reads.
+    """
+    from pcl.report.cells import cells_map
+    from pcl.train.catalog import load_catalog
+
+    loaded = load_catalog(catalog)
+    return cells_map(
+        {name: [(c.table, c.row) for c in e.cells] for name, e in loaded.experiments.items()},
+        backbones={name: e.backbone for name, e in loaded.experiments.items()},
+        methods={name: e.method for name, e in loaded.experiments.items()},
+        source=str(loaded.path),
+    )
+
+
+def _cells(args: argparse.Namespace):
+    """``--cells FILE`` when given, else the mapping of ``--catalog`` (default config/experiments.yaml)."""
+    from pcl.report.cells import read_cells
+
+    return read_cells(Path(args.cells)) if args.cells else catalog_cells(args.catalog)
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    """Write the experiment -> table cells mapping that `pcl tables` and `pcl check` read."""
+    from pcl.report.cells import write_cells
+
+    mapping = catalog_cells(args.catalog)
+    if args.out:
+        write_cells(Path(args.out), mapping)
+    n_cells = sum(len(c) for c in mapping.cells.values())
+    print(f"{len(mapping.cells)} experiments, {n_cells} table cells from {mapping.source}"
+          + (f" -> {args.out}" if args.out else ""))
+    if not args.out:
+        print(json.dumps(mapping.to_json(), indent=1))
+    return 0
+
+
 def cmd_tables(args: argparse.Namespace) -> int:
     """Write the paper's tables with our values beside them, the audit and the figures."""
     from pcl.report.tables import write_reports
 
-    written = write_reports(_result_files(args.results), Path(args.out_dir), figures_dir=Path(args.figures_dir))
+    written = write_reports(_result_files(args.results), Path(args.out_dir), figures_dir=Path(args.figures_dir),
+                            cells=_cells(args))
     for path in written:
         print(path)
     return 0
@@ -235,6 +282,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         _result_files(args.results),
         tolerances_path=Path(args.tolerances),
         deviations_path=Path(args.deviations),
+        cells=_cells(args),
     )
     text = report.render()
     print(text)
@@ -308,6 +356,7 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", nargs="+", required=True)
     p.add_argument("--root", default="data")
     p.add_argument("--offline-ok", action="store_true", help="report unreachable sources instead of failing")
+    p.add_argument("--json", help="on success, write {name: {status, reason}} here (the workflow's marker)")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("datasets", help="list benchmark folders present (optionally download missing ones)")
@@ -340,21 +389,32 @@ def _add_report_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_ingest_logs)
 
-    p = sub.add_parser("tables", help="write Tables (md, tex, csv), audit and figures")
-    p.add_argument("--results", nargs="+", required=True, help="result CSVs or folders")
+    p = sub.add_parser("catalog", help="experiment catalog: write the experiment -> table cells mapping")
+    p.add_argument("action", choices=["cells"])
+    p.add_argument("--catalog", help="the experiment catalog (default config/experiments.yaml)")
+    p.add_argument("--out", help="JSON file for `pcl tables --cells` / `pcl check --cells` (default: print it)")
+    p.set_defaults(func=cmd_catalog)
+
+    cells_help = "cells mapping from `pcl catalog cells` (default: read --catalog)"
+    p = sub.add_parser("tables", help="write Tables II, IV-VII (md, tex, csv), audit and figures")
+    p.add_argument("--results", nargs="*", required=True, help="result CSVs or folders (none: paper values only)")
     p.add_argument("--out-dir", default="reports/tables")
     p.add_argument("--figures-dir", default="reports/figures")
+    p.add_argument("--cells", help=cells_help)
+    p.add_argument("--catalog", help="experiment catalog used when --cells is not given (default config/experiments.yaml)")
     p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("check", help="compare results with the paper under per-tier tolerances")
-    p.add_argument("--results", nargs="+", default=["results"], help="result CSVs or folders")
+    p.add_argument("--results", nargs="*", default=["results"], help="result CSVs or folders")
     p.add_argument("--tolerances", default="config/tolerances.yaml")
     p.add_argument("--deviations", default="config/expected_deviations.yaml")
+    p.add_argument("--cells", help=cells_help)
+    p.add_argument("--catalog", help="experiment catalog used when --cells is not given (default config/experiments.yaml)")
     p.add_argument("--out", help="also write the report to this file")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("bench", help="speed benchmarks (figures under results/bench/)")
-    p.add_argument("what", nargs="?", default="all", help="imresize, metrics, eval, nlsn-seed or all")
+    p.add_argument("what", nargs="?", default="all", help="imresize, metrics, eval, nlsn-seed, method, train or all")
     p.add_argument("--out-dir", default="results/bench")
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=3)
@@ -370,7 +430,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_checkpoint_commands(sub)
     _add_data_commands(sub)
     _add_report_commands(sub)
+    _add_train_command(sub)
     return parser
+
+
+def _add_train_command(sub: argparse._SubParsersAction) -> None:
+    """``pcl train`` lives in ``pcl.train.cli`` (imported here, its heavy imports stay inside the command)."""
+    try:
+        from pcl.train.cli import add_train_parser
+    except ModuleNotFoundError as exc:  # an install without the training package: no `train` command
+        if exc.name != "pcl.train.cli":
+            raise
+        return
+    add_train_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ recorded as benchmark artefacts (CSV + PNG naming the device) and never asserted
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 
 from pcl.errors import PCLError
@@ -17,15 +18,25 @@ BENCHMARKS = {
     "metrics": "pcl.bench.metrics_bench",
     "eval": "pcl.bench.eval_bench",
     "nlsn-seed": "pcl.bench.nlsn_seed_bench",
+    "method": "pcl.bench.method_bench",
+    "train": "pcl.bench.train_bench",
 }
+
+
+def available_benchmarks() -> list[str]:
+    """Registered benchmarks whose module is present in this checkout (``all`` runs these)."""
+    return [name for name, module in BENCHMARKS.items() if importlib.util.find_spec(module) is not None]
 
 
 def run_benchmarks(what: str, out_dir: Path, *, device: str = "cpu", repeats: int = 3) -> dict:
     """Run one benchmark (or ``all``) and return its figures keyed by name."""
-    names = list(BENCHMARKS) if what == "all" else [what]
+    names = available_benchmarks() if what == "all" else [what]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise PCLError(f"unknown benchmark {unknown[0]!r}; use one of {', '.join(BENCHMARKS)} or all")
+    missing = [n for n in names if n not in available_benchmarks()]
+    if missing:
+        raise PCLError(f"benchmark {missing[0]!r}: module {BENCHMARKS[missing[0]]} is not in this checkout")
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
     for name in names:

@@ -10,10 +10,13 @@ always be traced back to the images and the run that produced it.  The modules, 
   result rows of tier ``reported`` (entry point: ``ingest``).
 - ``pcl.report.audit``: log averages vs the printed Table II, gains and images improved, computed
   from the logs (entry point: ``write_audit``).
-- ``pcl.report.tables``: Table II (and, through a generic builder, later tables) with every line
-  labelled by tier and protocol (entry point: ``write_reports``, which also writes the audit and
-  the figures).
+- ``pcl.report.cells``: which paper cells each catalog experiment feeds, read from the JSON that
+  ``pcl catalog cells`` writes (this layer must not import ``pcl.train``).
+- ``pcl.report.tables``: Tables II, IV, V, VI and VII through one generic builder, every line
+  labelled by tier and protocol; trained tiers placed by the cells (entry point: ``write_reports``,
+  which also writes the audit and the figures).
 - ``pcl.report.check``: per-tier acceptance rules from ``config/tolerances.yaml`` with documented
-  exceptions from ``config/expected_deviations.yaml`` (entry point: ``check_files``).
+  exceptions from ``config/expected_deviations.yaml``; the smoke tier must have every catalog cell,
+  finite (entry point: ``check_files``).
 - ``pcl.report.figures``: plots (called by ``write_reports``).
 """

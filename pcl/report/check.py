@@ -7,6 +7,10 @@ widening a tolerance.  An expected deviation that no longer occurs is "stale" an
 the file stays honest.  Exit code: 1 on any miss or stale entry, else 0 (``CheckReport.exit_code``).
 CLI entry point: ``check_files``.
 
+Rule ``finite`` (tier ``smoke``): never compared with the paper; with the catalog's cells mapping
+(``pcl.report.cells``) every experiment that feeds a paper cell must have a full set of rows for
+every (protocol, dataset) the tier evaluated, and every value must be finite.
+
 Rule ``released_models`` (tier ``released``): our evaluation of a released checkpoint is compared
 with the authors' released per-image log of the same model, image by image (``compare_with_log``);
 image names are matched after ``normalise_image_name`` (the logs say ``img001`` where the installed
@@ -25,6 +29,7 @@ import yaml
 
 from pcl.errors import PCLError
 from pcl.report.audit import to_decimal
+from pcl.report.cells import CellsMap
 from pcl.report.released_logs import (
     LOG_PROTOCOL,
     LOG_SCALE,
@@ -501,7 +506,17 @@ def _released_items(tier: str, experiment: str, label: str, cmp: LogComparison, 
         )
 
 
-def _check_finite(tier: str, rows: pd.DataFrame, report: CheckReport) -> None:
+def _check_finite(tier: str, rows: pd.DataFrame, report: CheckReport, cells: CellsMap | None = None) -> None:
+    """Rule ``finite``: every set mean exists and every per-image value is finite.
+
+    With a cells mapping, "exists" means: every experiment that feeds a paper cell has rows for
+    every (protocol, dataset) this tier evaluated (the union over its experiments), with the
+    benchmark's full image count.  Never compared with the paper.
+    """
+    if cells is None:
+        report.notes.append(f"tier {tier}: no cells mapping given (pcl check --cells); only finiteness checked, not completeness")
+    else:
+        _check_cells_present(tier, rows, report, cells)
     for (experiment, protocol, dataset), sub in rows.groupby(["experiment", "protocol", "dataset"], sort=True):
         for metric in CHECK_METRICS:
             values = sub[metric].astype(float)
@@ -512,6 +527,26 @@ def _check_finite(tier: str, rows: pd.DataFrame, report: CheckReport) -> None:
             )
 
 
+def _check_cells_present(tier: str, rows: pd.DataFrame, report: CheckReport, cells: CellsMap) -> None:
+    evaluated = sorted(set(zip(rows["protocol"], rows["dataset"])), key=lambda pd_: (pd_[0], DATASETS.index(pd_[1])))
+    counts = rows.groupby(["experiment", "protocol", "dataset"]).size().to_dict()
+    for experiment in cells.experiments_with_cells():
+        where = cells.describe(experiment)
+        for protocol, dataset in evaluated:
+            n = int(counts.get((experiment, protocol, dataset), 0))
+            full = DATASET_SIZES[dataset]
+            if n == 0:
+                status, detail = MISS, f"no {tier} result: results/{tier}/{experiment}/{protocol}/{dataset}.csv is missing"
+            elif n != full:
+                status, detail = MISS, f"partial set: {n}/{full} images"
+            else:
+                status, detail = OK, f"{n} images"
+            report.items.append(CheckItem(tier, "cell", f"{experiment} ({protocol})", where, dataset, "rows", None, "", "present", status, detail))
+    unknown = sorted(set(rows["experiment"]) - set(cells.cells))
+    if unknown:
+        report.notes.append(f"tier {tier}: experiment(s) not in the catalog ({cells.source}): {', '.join(unknown)}; checked for finiteness only")
+
+
 def run_check(
     results: pd.DataFrame,
     *,
@@ -519,8 +554,13 @@ def run_check(
     deviations_path: Path = DEFAULT_DEVIATIONS,
     paper_dir: Path | None = None,
     logs_dir: Path | None = None,
+    cells: CellsMap | None = None,
 ) -> CheckReport:
-    """Apply each configured tier's rule to ``results`` (rows as from ``read_results``)."""
+    """Apply each configured tier's rule to ``results`` (rows as from ``read_results``).
+
+    ``cells`` (``pcl.report.cells.read_cells``) lets rule ``finite`` check that every catalog
+    cell has its results; without it only finiteness is checked (and a note says so).
+    """
     paper_dir = Path(paper_dir) if paper_dir else resource_path("reference", "paper")
     logs_dir = Path(logs_dir) if logs_dir else resource_path("reference", "released_logs")
     if results is None or "tier" not in results.columns:
@@ -549,7 +589,7 @@ def run_check(
         elif rule["rule"] == "released_models":
             _check_released_models(tier, rule, rows, logs_dir, report)
         else:
-            _check_finite(tier, rows, report)
+            _check_finite(tier, rows, report, cells)
     for dev in deviations:
         if dev.key in ledger.occurred or dev.key in ledger.within:
             continue
@@ -565,6 +605,7 @@ def check_files(
     deviations_path: Path | None = None,
     paper_dir: Path | None = None,
     logs_dir: Path | None = None,
+    cells: CellsMap | None = None,
 ) -> CheckReport:
     """CLI entry (``pcl check``): read the given result CSVs and run the check.
 
@@ -577,4 +618,5 @@ def check_files(
         deviations_path=Path(deviations_path) if deviations_path else DEFAULT_DEVIATIONS,
         paper_dir=paper_dir,
         logs_dir=logs_dir,
+        cells=cells,
     )

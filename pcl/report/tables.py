@@ -6,9 +6,13 @@ evaluation protocol, and by how much it differs.  Nothing is typed in: paper val
 transcribed CSVs in ``resources/reference/paper`` (kept as printed strings, so trailing zeros and
 typos survive), our values are means of per-image rows.
 
-The builder is generic: a ``TableSpec`` names a paper CSV, the column(s) that label its rows and
-a function mapping (backbone, method, experiment) to a row label.  Only Table II is defined
-(``TABLE2``); Tables III-VII need only a spec each.  CLI entry point: ``write_reports``.
+The builder is generic: a ``TableSpec`` names a paper CSV, the column(s) that label its rows, the
+catalog row key of each paper row and a function mapping (backbone, method, experiment) to a row
+label.  Rows of the trained tiers (smoke, finetune, scratch) are placed by the experiment
+catalog's ``cells`` (passed in as a ``pcl.report.cells.CellsMap``, never imported from
+``pcl.train``); other tiers, and trained experiments that feed no cell (the L1-only controls), are
+placed by name (``table2_label``).  Specs: Tables II, IV, V, VI and VII (``TABLES``); Table III
+needs LPIPS/NIQE runs.  CLI entry point: ``write_reports``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from pcl.errors import PCLError
+from pcl.report.cells import CellsMap
 from pcl.report.results import (
     DATASET_SIZES,
     DATASETS,
@@ -38,6 +43,10 @@ METRICS: tuple[str, ...] = ("psnr", "ssim", "lpips", "niqe")
 DATASET_KEYS: dict[str, str] = {d.lower(): d for d in DATASETS}
 NON_COMPARABLE_TIERS: frozenset[str] = frozenset({"smoke"})
 """Tiers whose numbers are shown without a delta: a smoke run is a plumbing test, not a result."""
+TRAINED_TIERS: frozenset[str] = frozenset({"smoke", "finetune", "scratch"})
+"""Tiers of runs trained from the experiment catalog: their rows are placed by the catalog's cells
+(other tiers share experiment names such as ``rcan-pcl`` with different meanings, e.g. the
+released logs, so the catalog must not place them)."""
 
 TIER_MEANINGS: dict[str, str] = {
     "reported": "the authors' released per-image logs, parsed (no model run by us)",
@@ -101,10 +110,13 @@ def decimals(printed: str) -> int:
     return len(text.split(".", 1)[1]) if "." in text else 0
 
 
-def read_paper_table(path: Path, label_columns: tuple[str, ...] = ("method",), name: str | None = None) -> PaperTable:
+def read_paper_table(
+    path: Path, label_columns: tuple[str, ...] = ("method",), name: str | None = None, *, named: bool = False
+) -> PaperTable:
     """Read a transcribed paper CSV, keeping printed strings; columns ``<dataset>_<metric>``.
 
-    Several ``label_columns`` are joined as ``col=value`` pairs (e.g. Table VI ``pos=1, neg=0``).
+    Several ``label_columns`` (or one with ``named=True``) are joined as ``col=value`` pairs
+    (e.g. Table VI ``pos=1, neg=0``, Table VII ``alpha=0.1``).
     """
     path = Path(path)
     try:
@@ -130,7 +142,7 @@ def read_paper_table(path: Path, label_columns: tuple[str, ...] = ("method",), n
                 except ValueError:
                     raise PCLError(f"{path}: line {i + 2}, column {col!r} holds {value!r}, not a number") from None
     frame = frame.copy()
-    if len(label_columns) == 1:
+    if len(label_columns) == 1 and not named:
         frame["row_label"] = frame[label_columns[0]].str.strip()
     else:
         frame["row_label"] = [", ".join(f"{c}={r[c].strip()}" for c in label_columns) for _, r in frame.iterrows()]
@@ -146,6 +158,15 @@ def read_paper_table(path: Path, label_columns: tuple[str, ...] = ("method",), n
 RowMapper = Callable[[str, str, str], "str | None"]
 
 
+def _no_row(backbone: str, method: str, experiment: str) -> None:
+    """Row mapper of tables that only trained runs (placed by the catalog) feed."""
+    return None
+
+
+def _method_key(row: pd.Series) -> str:
+    return str(row["method"]).strip()
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """What a generic table needs: the paper CSV, its row labels and where result rows go."""
@@ -156,12 +177,20 @@ class TableSpec:
     paper_file: str
     """File name under ``resources/reference/paper``."""
     row_for: RowMapper
-    """(backbone, method, experiment) -> paper row label, or None when not on this table."""
+    """(backbone, method, experiment) -> paper row label, or None when not on this table; used for
+    untrained tiers and for trained experiments that feed no catalog cell."""
     label_columns: tuple[str, ...] = ("method",)
     is_target: Callable[[pd.Series], bool] = lambda row: True
     """Rows the harness aims to reproduce: they get a 'no result' line when nothing maps to them;
     other rows (literature) stay paper-only."""
     scale: int = 4
+    number: int = 0
+    """The paper's table number, as the catalog's cells name it (2, 4, 5, 6, 7)."""
+    row_key: Callable[[pd.Series], str] = _method_key
+    """Paper CSV row -> the catalog's row key (``config3``, ``pos1-neg0``, ``alpha0.1``, ``EDSR-S``)."""
+    named_labels: bool = False
+    """Show row labels as ``column=value`` even with one label column (Table VII ``alpha=0.1``)."""
+    label_header: str = "Method"
 
 
 def _table2_target(row: pd.Series) -> bool:
@@ -175,7 +204,61 @@ TABLE2 = TableSpec(
     row_for=table2_label,
     label_columns=("method",),
     is_target=_table2_target,
+    number=2,
 )
+
+TABLE4 = TableSpec(
+    name="table4",
+    title="Table IV: embedding network and generated samples, RCAN x4 PSNR (dB) / SSIM (P-J Table IV)",
+    paper_file="table4.csv",
+    row_for=_no_row,
+    label_columns=("config", "embedding", "aug"),
+    number=4,
+    row_key=lambda row: f"config{str(row['config']).strip()}",
+    label_header="Configuration",
+)
+
+
+def _table5_label(backbone: str, method: str, experiment: str) -> str | None:
+    """Table V's first two rows are Table II's EDSR-S rows (e.g. the released EDSR-S weights)."""
+    label = table2_label(backbone, method, experiment)
+    return label if label in ("EDSR-S", "EDSR-S+PCL") else None
+
+
+TABLE5 = TableSpec(
+    name="table5",
+    title="Table V: EDSR-S with a fixed embedding trained alongside EDSR-L (PCL-F), x4 PSNR (dB) / SSIM (P-J Table V)",
+    paper_file="table5.csv",
+    row_for=_table5_label,
+    label_columns=("method",),
+    number=5,
+)
+
+TABLE6 = TableSpec(
+    name="table6",
+    title="Table VI: generated positives / negatives, RCAN x4 PSNR (dB) / SSIM / LPIPS (P-J Table VI)",
+    paper_file="table6.csv",
+    row_for=_no_row,
+    label_columns=("pos", "neg"),
+    number=6,
+    row_key=lambda row: f"pos{str(row['pos']).strip()}-neg{str(row['neg']).strip()}",
+    label_header="Samples",
+)
+
+TABLE7 = TableSpec(
+    name="table7",
+    title="Table VII: weight alpha of the contrastive term, RCAN x4 Set14 PSNR (dB) (P-J Table VII)",
+    paper_file="table7.csv",
+    row_for=_no_row,
+    label_columns=("alpha",),
+    number=7,
+    row_key=lambda row: f"alpha{str(row['alpha']).strip()}",
+    named_labels=True,
+    label_header="Weight",
+)
+
+TABLES: tuple[TableSpec, ...] = (TABLE2, TABLE4, TABLE5, TABLE6, TABLE7)
+"""Every table ``pcl tables`` writes, in paper order."""
 
 
 # --- built tables -----------------------------------------------------------------------------
@@ -269,7 +352,7 @@ class BuiltTable:
         cols = self.paper.columns
         notes: list[str] = []
         out = [f"# {self.spec.title}", "", *_legend(self), ""]
-        header = ["Method", "Source (tier / protocol / experiment)", *[f"{ds} {met.upper()}" for _, ds, met in cols]]
+        header = [self.spec.label_header, "Source (tier / protocol / experiment)", *[f"{ds} {met.upper()}" for _, ds, met in cols]]
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join(["---", "---", *["---:"] * len(cols)]) + "|")
         for line in self.lines:
@@ -316,7 +399,7 @@ class BuiltTable:
             start += span
         out.append(" & ".join(group_row) + " \\\\")
         out.append(" ".join(rules))
-        out.append(" & ".join(["Method", "Source", *[latex_escape(met.upper()) for _, _, met in cols]]) + " \\\\")
+        out.append(" & ".join([latex_escape(self.spec.label_header), "Source", *[latex_escape(met.upper()) for _, _, met in cols]]) + " \\\\")
         out.append("\\midrule")
         notes: list[str] = []
         first_group = True
@@ -403,7 +486,8 @@ def _legend(table: BuiltTable) -> list[str]:
         "experiment) the harness has results for; a cell reads `ours (ours - paper)` with PSNR to 2 and SSIM "
         "to 4 decimals, `[n=k/N]` marks a set with only k of its N images, `–` a set not evaluated, "
         "`(n/c)` a tier that is not comparable with the paper; a signed zero such as `(-0.00)` is a difference "
-        "smaller than half the last digit. Literature rows are paper-only.",
+        "smaller than half the last digit. Literature rows are paper-only. Runs trained by the harness "
+        "(smoke, finetune, scratch) are placed by the `cells` of config/experiments.yaml (reports/cells.json).",
         "",
         f"Tiers with results: {tiers}. Protocols: `matlab` = classic Evaluate_PSNR_SSIM.m (gray images "
         "evaluated directly); `authors` = the authors' cv2 script (gray images converted to Y), spec method.md 7.",
@@ -418,9 +502,33 @@ def _order_key(tier: str, protocol: str, experiment: str) -> tuple:
     return (TIERS.index(tier) if tier in TIERS else len(TIERS), PROTOCOLS.index(protocol) if protocol in PROTOCOLS else 9, experiment)
 
 
-def build_table(results: pd.DataFrame, spec: TableSpec, paper_csv: Path | None = None) -> BuiltTable:
-    """Interleave the paper's lines with ours for one table (results: rows as from ``read_results``)."""
-    paper = read_paper_table(paper_csv or resource_path("reference", "paper", spec.paper_file), spec.label_columns, spec.name)
+def row_labels(spec: TableSpec, paper: PaperTable, rec: dict, cells: CellsMap | None) -> list[str]:
+    """Paper row labels of ``spec`` that one summary record (tier, experiment, backbone, method) feeds.
+
+    A trained-tier experiment listed in ``cells`` goes where the catalog says (its row keys in this
+    table, translated by ``spec.row_key``; a key the paper table lacks is returned as ``?<key>``
+    so the caller can list it as unplaced).  Everything else -- untrained tiers, experiments that
+    feed no cell at all, or any row when no mapping is given -- is placed by ``spec.row_for``.
+    """
+    experiment = rec["experiment"]
+    if cells is not None and rec["tier"] in TRAINED_TIERS and experiment in cells and cells.feeds_any(experiment):
+        keys = {spec.row_key(r): r["row_label"] for _, r in paper.frame.iterrows()}
+        return [keys.get(key, f"?{key}") for key in cells.rows(experiment, spec.number)]
+    label = spec.row_for(rec["backbone"], rec["method"], experiment)
+    return [] if label is None else [label]
+
+
+def build_table(
+    results: pd.DataFrame, spec: TableSpec, paper_csv: Path | None = None, *, cells: CellsMap | None = None
+) -> BuiltTable:
+    """Interleave the paper's lines with ours for one table (results: rows as from ``read_results``).
+
+    ``cells`` (from ``pcl.report.cells.read_cells``) places the trained tiers' experiments; without
+    it they are placed by name like every other tier.
+    """
+    paper = read_paper_table(
+        paper_csv or resource_path("reference", "paper", spec.paper_file), spec.label_columns, spec.name, named=spec.named_labels
+    )
     if results is None or results.empty:
         results = empty_results()
     tiers_run = tuple(t for t in TIERS if t in set(results["tier"])) + tuple(sorted(set(results["tier"]) - set(TIERS)))
@@ -429,17 +537,15 @@ def build_table(results: pd.DataFrame, spec: TableSpec, paper_csv: Path | None =
     by_label: dict[str, dict[tuple[str, str, str], dict[tuple[str, str], tuple[float, int]]]] = {}
     unplaced = set()
     for rec in summary.to_dict("records"):
-        label = spec.row_for(rec["backbone"], rec["method"], rec["experiment"])
-        if label is None:
-            continue
-        if label not in paper.labels:
-            unplaced.add(rec["experiment"])
-            continue
-        key = (rec["tier"], rec["protocol"], rec["experiment"])
-        cells = by_label.setdefault(label, {}).setdefault(key, {})
-        for metric in METRICS:
-            if metric in rec:
-                cells[(rec["dataset"], metric)] = (float(rec[metric]), int(rec["n_images"]))
+        for label in row_labels(spec, paper, rec, cells):
+            if label not in paper.labels:
+                unplaced.add(rec["experiment"])
+                continue
+            key = (rec["tier"], rec["protocol"], rec["experiment"])
+            values = by_label.setdefault(label, {}).setdefault(key, {})
+            for metric in METRICS:
+                if metric in rec:
+                    values[(rec["dataset"], metric)] = (float(rec[metric]), int(rec["n_images"]))
     lines: list[Line] = []
     for _, prow in paper.frame.iterrows():
         label = prow["row_label"]
@@ -450,11 +556,11 @@ def build_table(results: pd.DataFrame, spec: TableSpec, paper_csv: Path | None =
         ours = by_label.get(label, {})
         for tier, protocol, experiment in sorted(ours, key=lambda k: _order_key(*k)):
             values = ours[(tier, protocol, experiment)]
-            cells = []
+            row_cells = []
             for c in paper_cells:
                 hit = values.get((c.dataset, c.metric))
-                cells.append(Cell(c.dataset, c.metric, c.digits, c.paper_printed, *(hit if hit else (None, None))))
-            lines.append(Line(label, tier, protocol, experiment, tuple(cells)))
+                row_cells.append(Cell(c.dataset, c.metric, c.digits, c.paper_printed, *(hit if hit else (None, None))))
+            lines.append(Line(label, tier, protocol, experiment, tuple(row_cells)))
         if not ours and spec.is_target(prow):
             message = f"no result (tiers run: {', '.join(tiers_run) or 'none'})"
             lines.append(Line(label, "none", "", "", (), message))
@@ -489,21 +595,26 @@ def write_reports(
     figures_dir: Path | None = None,
     paper_dir: Path | None = None,
     logs_dir: Path | None = None,
+    cells: CellsMap | None = None,
+    tables: tuple[TableSpec, ...] = TABLES,
 ) -> list[Path]:
-    """CLI entry (``pcl tables``): Table II and the released-log audit into ``out_dir``, and the
-    released-gains figure into ``figures_dir`` when the results hold the ingested logs.
+    """CLI entry (``pcl tables``): Tables II, IV, V, VI and VII and the released-log audit into
+    ``out_dir``, and the released-gains figure into ``figures_dir`` when the results hold the
+    ingested logs.
 
     ``result_files`` are result CSVs (an empty list gives the paper with 'no result' lines);
-    ``paper_dir`` and ``logs_dir`` default to the shipped ``resources/reference`` copies.
-    Returns every written path.
+    ``cells`` places the trained tiers' experiments (``pcl catalog cells``); ``paper_dir`` and
+    ``logs_dir`` default to the shipped ``resources/reference`` copies.  Returns every written path.
     """
     from pcl.report.audit import write_audit
     from pcl.report.figures import plot_released_gains
 
-    paper_csv = (Path(paper_dir) if paper_dir else resource_path("reference", "paper")) / TABLE2.paper_file
+    paper_root = Path(paper_dir) if paper_dir else resource_path("reference", "paper")
     results = read_results(result_files)
-    written = write_table2(build_table2(results, paper_csv), out_dir)
-    written += write_audit(out_dir, logs_dir=logs_dir, paper_csv=paper_csv)
+    written: list[Path] = []
+    for spec in tables:
+        written += write_table(build_table(results, spec, paper_root / spec.paper_file, cells=cells), out_dir)
+    written += write_audit(out_dir, logs_dir=logs_dir, paper_csv=paper_root / TABLE2.paper_file)
     reported = results[results["tier"] == "reported"]
     if figures_dir is not None and set(reported["method"]) >= {"official", "pcl"}:
         written.append(plot_released_gains(reported, Path(figures_dir) / "released_gains.png"))

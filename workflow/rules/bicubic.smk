@@ -4,6 +4,8 @@
 rule evaluate_bicubic:
     input:
         f"{DATA}/prepared/{{dataset}}/x{SCALE}/prepare.json",
+        # the discovery result the `hr` param reads (ancient: re-discovery alone re-runs nothing)
+        benchmarks=ancient(BENCHMARKS_JSON),
     output:
         "results/bicubic/bicubic/{protocol}/{dataset}.csv",
     params:

@@ -16,7 +16,9 @@ SCALE = config["scale"]
 DATA = config["data_root"]
 TIERS = config["tiers"]
 PROTOCOLS = config["protocols"]
-TABLE_FILES = expand("reports/tables/table2.{ext}", ext=["md", "tex", "csv"])
+TABLE_FILES = expand("reports/tables/table{n}.{ext}", n=[2, 4, 5, 6, 7], ext=["md", "tex", "csv"])
+CELLS = "reports/cells.json"
+BENCHMARKS_JSON = f"{DATA}/benchmarks.json"
 DIV2K_HR = Path(DATA, "DIV2K", "DIV2K_train_HR")
 DIV2K_LR = Path(DATA, "DIV2K", "DIV2K_train_LR_bicubic", f"X{SCALE}")
 # Reported only when the DIV2K training set is present (downloaded or placed by hand).
@@ -102,17 +104,27 @@ def available_benchmarks():
         return {name: info["hr_dir"] for name, info in json.load(fh).items()}
 
 
+def benchmark_hr(name):
+    """HR folder of a discovered benchmark; a clear error for one a training tier needs but lacks."""
+    found = available_benchmarks()
+    if name not in found:
+        raise ValueError(
+            f"benchmark {name} is not present: place its HR images in {DATA}/benchmarks/{name}/HR, run "
+            f"`pcl download --dataset {name}`, or set download: {{enabled: true}} in the config "
+            f"(training tiers evaluate on training.tiers.<tier>.datasets)"
+        )
+    return found[name]
+
+
 def hr_images(wildcards):
     """The HR files of one benchmark: inputs of `prepare`, so an edited image re-runs it."""
-    folder = Path(available_benchmarks()[wildcards.dataset])
+    folder = Path(benchmark_hr(wildcards.dataset))
     return sorted(str(p) for p in folder.iterdir() if p.is_file())
 
 
 def result_inputs(wildcards):
-    """Every result file of the tiers in the config (datasets known after discovery)."""
+    """Result files that depend on benchmark discovery (tiers bicubic and released)."""
     files = []
-    if "reported" in TIERS:
-        files.append("results/reported")
     if "bicubic" in TIERS:
         files += expand(
             "results/bicubic/bicubic/{protocol}/{dataset}.csv",
@@ -127,3 +139,117 @@ def result_inputs(wildcards):
             dataset=list(available_benchmarks()),
         )
     return files
+
+
+def static_results():
+    """Result files known without discovery: the ingested logs (tier reported) and the training
+    tiers, whose benchmarks are named in the config (so a dry run lists every training job)."""
+    files = ["results/reported"] if "reported" in TIERS else []
+    return files + trained_results()
+
+
+# Tiers `smoke`, `finetune`, `scratch`: the experiment catalog is read when the workflow is parsed
+# (only when one of them is configured), through pcl.train.catalog, which validates it first, so a
+# bad entry stops the workflow before any job starts.
+TRAINING = config["training"]
+TRAIN_TIERS = [t for t in TIERS if t in ("smoke", "finetune", "scratch")]
+RUN_ROOT = TRAINING["run_root"]
+for _tier in TRAIN_TIERS:
+    if _tier not in TRAINING["tiers"]:
+        raise ValueError(f"config: tier {_tier} is selected but training.tiers.{_tier} is missing; add it (see config/config.yaml)")
+
+
+def _load_catalog():
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from pcl.train.catalog import load_catalog
+
+    return load_catalog(Path(TRAINING["catalog"]))
+
+
+CATALOG = _load_catalog() if TRAIN_TIERS else None
+
+
+def trained_experiments():
+    """The catalog experiments the config selects (``all`` or a list), in catalog order."""
+    if CATALOG is None:
+        return []
+    chosen = TRAINING["experiments"]
+    names = list(CATALOG.experiments) if chosen == "all" else list(chosen)
+    for name in names:
+        CATALOG.get(name)  # names the catalog and the similar names on a typo
+    return names
+
+
+TRAINED = trained_experiments()
+# Experiments trained at some tier: the selection plus what it starts from (init / embedding).
+TRAINABLE = sorted({n for t in TRAIN_TIERS for n in CATALOG.order(t, TRAINED)}) if TRAINED else []
+
+
+def tier_setting(tier, key):
+    return TRAINING["tiers"][tier][key]
+
+
+def trained_results():
+    """Result files of the training tiers: every selected experiment x protocol x dataset."""
+    files = []
+    for tier in TRAIN_TIERS:
+        files += expand(
+            "results/{tier}/{experiment}/{protocol}/{dataset}.csv",
+            tier=tier,
+            experiment=TRAINED,
+            protocol=tier_setting(tier, "protocols"),
+            dataset=tier_setting(tier, "datasets"),
+        )
+    return files
+
+
+def run_file(tier, experiment, name="model.safetensors"):
+    return f"{RUN_ROOT}/{tier}/{experiment}/{name}"
+
+
+def _catalog_path(text):
+    """A catalog data path as a workflow path: ``resource:<rel>`` lives under resources/."""
+    prefix = "resource:"
+    return ROOT / "resources" / text[len(prefix):] if text.startswith(prefix) else Path(text)
+
+
+DIV2K_MARKER = f"{DATA}/DIV2K/download.json"
+
+
+def train_inputs(wildcards):
+    """What a training job reads: the runs it starts from, and its training images.
+
+    Shipped images (smoke) are listed file by file; a large training set (DIV2K) is named by its
+    folders when present, else by the marker of the `download_div2k` rule, which fetches it (or,
+    offline, fails naming where to place the archives).  Absent folders that no rule makes are
+    left to the trainer, which fails in one line naming the path it needs.
+    """
+    experiment = CATALOG.get(wildcards.experiment)
+    inputs = {f"run_{dep}": run_file(wildcards.tier, dep) for dep in experiment.depends_on(wildcards.tier)}
+    data = experiment.data(wildcards.tier)
+    folders = [_catalog_path(data["hr_dir"])]
+    if data.get("lr") == "official" and data.get("lr_dir"):
+        folders.append(_catalog_path(data["lr_dir"]))
+    if all(f.is_dir() for f in folders):
+        if str(data["hr_dir"]).startswith("resource:"):
+            # the shipped photos the catalog's range selects (1-based, inclusive), file by file
+            first, last = data.get("range") or (1, None)
+            files = sorted(str(p) for p in folders[0].iterdir() if p.is_file())
+            inputs["images"] = files[first - 1 : last]
+        else:
+            inputs["images"] = [str(f) for f in folders]
+    elif {str(f) for f in folders} <= {str(DIV2K_HR), str(DIV2K_LR)}:
+        inputs["images"] = [DIV2K_MARKER]
+    return inputs
+
+
+def train_identity(wildcards):
+    """Hash of the experiment's fully resolved settings at this tier: a param of `train`, so an
+    edit of the catalog re-runs exactly the runs it changes (the cells it feeds do not count)."""
+    import hashlib
+
+    resolved = CATALOG.get(wildcards.experiment).resolve(wildcards.tier)
+    resolved.pop("cells", None)
+    text = json.dumps(resolved, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

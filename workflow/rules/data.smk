@@ -3,7 +3,7 @@
 
 checkpoint discover_benchmarks:
     output:
-        f"{DATA}/benchmarks.json",
+        BENCHMARKS_JSON,
     params:
         pcl=PCL,
         root=lambda w, output: str(Path(output[0]).parent),

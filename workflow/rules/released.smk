@@ -25,6 +25,7 @@ rule evaluate_released:
     input:
         prepared=f"{DATA}/prepared/{{dataset}}/x{SCALE}/prepare.json",
         checkpoint=lambda w: str(RELEASED[w.experiment].path),
+        benchmarks=ancient(BENCHMARKS_JSON),
     output:
         rows="results/released/{experiment}/{protocol}/{dataset}.csv",
         sidecar="results/released/{experiment}/{protocol}/{dataset}.json",

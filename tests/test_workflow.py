@@ -1,0 +1,87 @@
+"""The Snakemake DAG: a dry run lists the full paper job set for `finetune`, and the embedded
+default trains and evaluates every catalog experiment at smoke size.
+
+Each dry run happens in a fresh folder (links to the Snakefile, workflow/, resources/ and pcl/,
+a copy of config/) so that no pipeline output of the checkout is seen: "from clean".  Job counts
+come from the catalog (one training run per experiment) and the config (datasets x protocols).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path) -> Path:
+    for name in ("Snakefile", "workflow", "resources", "pcl"):
+        (tmp_path / name).symlink_to(REPO / name)
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    return tmp_path
+
+
+def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(workdir)}
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _job_counts(workdir: Path, *args: str) -> dict[str, int]:
+    proc = _snakemake(workdir, "-n", *args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    block = text[text.index("Job stats:"):]
+    counts = {}
+    for line in block.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def _n_experiments() -> int:
+    data = yaml.safe_load((REPO / "config" / "experiments.yaml").read_text())
+    return len(data["experiments"])
+
+
+@pytest.mark.slow  # 6 s on an idle 2-core machine, 12 s when it is shared
+def test_finetune_dry_run_lists_the_paper_job_set(workdir):
+    counts = _job_counts(workdir, "--configfile", "config/finetune.yaml")
+    n = _n_experiments()
+    assert counts["train"] == n  # every catalog experiment, once
+    # config.yaml training.tiers.finetune: 5 benchmarks x 2 protocols (matlab, authors)
+    assert counts["evaluate_trained"] == n * 5 * 2
+    assert counts["prepare_benchmark"] == 5
+    assert counts["download_div2k"] == 1  # DIV2K absent in a fresh folder
+    assert counts["catalog_cells"] == counts["tables"] == counts["check"] == 1
+    assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
+
+
+def test_embedded_default_trains_every_experiment_at_smoke_size(workdir):
+    counts = _job_counts(workdir)
+    n = _n_experiments()
+    assert counts["train"] == n
+    # config.yaml training.tiers.smoke: Set5 and Set14, protocol matlab
+    assert counts["evaluate_trained"] == n * 2
+    assert "download_div2k" not in counts  # smoke trains on the shipped stand-in photos
+
+
+def test_experiment_selection_pulls_in_dependencies(workdir):
+    # edsr-s-pcl-fixed freezes the embedding of edsr-l-pcl (catalog embedding_from)
+    counts = _job_counts(workdir, "--config", "tiers=[smoke]", "training={'experiments': ['edsr-s-pcl-fixed']}")
+    assert counts["train"] == 2 and counts["evaluate_trained"] == 2
+
+
+def test_lint_is_clean(workdir):
+    proc = _snakemake(workdir, "--lint")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr

@@ -1,0 +1,93 @@
+# Tiers `smoke`, `finetune`, `scratch`: train every selected catalog experiment, then evaluate it.
+#
+#   runs/<tier>/<experiment>/model.safetensors (+ model.json, result.json, checkpoints/, log.csv, tb/)
+#     -> results/<tier>/<experiment>/<protocol>/<dataset>.csv (+ .json sidecar)
+#
+# Smoke jobs run on the CPU with one thread each; finetune/scratch jobs ask the cluster for a GPU
+# (resource `gpu`, which snakemake-executor-plugin-slurm turns into --gpus=N; the plugin refuses
+# --gres in slurm_extra), their time limit and memory from training.tiers.<tier>. `pcl train`
+# resumes from the run's last checkpoint, so a job killed by its time limit continues when re-run
+# (the SLURM profile retries once; `snakemake --rerun-incomplete` resumes by hand). Editing an
+# experiment in the catalog re-runs its job (param `identity`); the trainer then refuses to resume
+# a checkpoint of the old settings and says so: delete runs/<tier>/<experiment> to start over.
+
+
+rule download_div2k:
+    # In the DAG only while DIV2K's training folders are absent (see train_inputs in common.smk):
+    # downloads and installs DIV2K (HR + official bicubic LR x4); offline it fails naming the
+    # archives to place by hand under <data_root>/downloads/.
+    output:
+        DIV2K_MARKER,
+    params:
+        pcl=PCL,
+        root=lambda w, output: str(Path(output[0]).parents[1]),
+    log:
+        "logs/download_div2k.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} download --dataset DIV2K --root {params.root} --json {output} 2>&1 | tee {log}"
+
+
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        model=f"{RUN_ROOT}/{{tier}}/{{experiment}}/model.safetensors",
+        result=f"{RUN_ROOT}/{{tier}}/{{experiment}}/result.json",
+    wildcard_constraints:
+        tier="|".join(TRAIN_TIERS) or "(?!x)x",
+        experiment="|".join(re.escape(e) for e in TRAINABLE) or "(?!x)x",
+    params:
+        pcl=PCL,
+        run_dir=lambda w, output: str(Path(output.model).parent),
+        device=lambda w: tier_setting(w.tier, "device"),
+        cache=TRAINING["data_cache"],
+        catalog=TRAINING["catalog"],
+        # the experiment's resolved settings (hashed): editing the catalog re-runs only what it changes
+        identity=train_identity,
+    threads: lambda w: tier_setting(w.tier, "threads")
+    resources:
+        gpu=lambda w: tier_setting(w.tier, "gpus"),
+        runtime=lambda w: tier_setting(w.tier, "runtime"),
+        mem_mb=lambda w: tier_setting(w.tier, "mem_mb"),
+    log:
+        "logs/train/{tier}/{experiment}.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} train --experiment {wildcards.experiment} --tier {wildcards.tier} "
+        "--run-dir {params.run_dir} --catalog {params.catalog} --device {params.device} "
+        "--threads {threads} --data-cache {params.cache} --no-progress 2>&1 | tee {log}"
+
+
+rule evaluate_trained:
+    input:
+        prepared=f"{DATA}/prepared/{{dataset}}/x{SCALE}/prepare.json",
+        model=f"{RUN_ROOT}/{{tier}}/{{experiment}}/model.safetensors",
+        benchmarks=ancient(BENCHMARKS_JSON),
+    output:
+        rows="results/{tier}/{experiment}/{protocol}/{dataset}.csv",
+        sidecar="results/{tier}/{experiment}/{protocol}/{dataset}.json",
+    wildcard_constraints:
+        tier="|".join(TRAIN_TIERS) or "(?!x)x",
+        experiment="|".join(re.escape(e) for e in TRAINED) or "(?!x)x",
+    params:
+        pcl=PCL,
+        scale=SCALE,
+        hr=lambda w: benchmark_hr(w.dataset),
+        lr=lambda w, input: str(Path(input.prepared).parent / "LR"),
+        method=lambda w: CATALOG.get(w.experiment).method,
+        device=lambda w: tier_setting(w.tier, "device"),
+    threads: lambda w: tier_setting(w.tier, "threads")
+    resources:
+        gpu=lambda w: tier_setting(w.tier, "gpus"),
+    log:
+        "logs/evaluate_trained/{tier}/{experiment}_{protocol}_{dataset}.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} evaluate --model auto --checkpoint {input.model} --tier {wildcards.tier} "
+        "--method {params.method} --experiment {wildcards.experiment} --hr-dir {params.hr} "
+        "--lr-dir {params.lr} --dataset {wildcards.dataset} --scale {params.scale} "
+        "--protocol {wildcards.protocol} --device {params.device} --out {output.rows} 2>&1 | tee {log}"
