@@ -216,3 +216,17 @@ def test_samples_are_seeded_by_the_generator() -> None:
     c = make_samples(hr, None, cfg, generator=torch.Generator().manual_seed(8))
     assert torch.equal(a.stacked, b.stacked)
     assert not torch.equal(a.stacked, c.stacked)
+
+
+def test_no_generated_negatives_leaves_the_lr_input_as_the_only_negative() -> None:
+    # Tables IV config 4 / VI pos0-neg0: the released code without --use_aug uses N = [LR up]
+    # (spec method.md §0 step 2), i.e. K_N = 0 generated negatives beside the LR input.
+    hr = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    lr = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(2))
+    cfg = MethodConfig.from_dict({"preset": "paper", "num_positives": 0, "num_negatives": 0, "lr_negative": True})
+    s = make_samples(hr, lr, cfg, generator=torch.Generator().manual_seed(0))
+    assert s.positives.shape == (2, 1, 3, 16, 16) and torch.equal(s.positives[:, 0], hr)
+    assert s.negatives.shape == (2, 1, 3, 16, 16)
+    torch.testing.assert_close(s.negatives[:, 0], upsample_lr(lr, (16, 16)))
+    with pytest.raises(PCLError, match="num_negatives"):
+        MethodConfig.from_dict({"preset": "paper", "num_negatives": 0, "lr_negative": False})

@@ -46,7 +46,8 @@ class MethodConfig:
       num_positives      K_P sharpened copies of the GT (0 allowed when the GT is a positive).
       gt_positive        the GT itself is positive 0 (paper Eq. 5 and code).
       sharpen_range      [lo, hi) of the sharpening factor (PIL blend, spec 1.2).
-      num_negatives      K_N blurred copies of the GT (>= 1).
+      num_negatives      K_N blurred copies of the GT (>= 0; 0 only with the LR negative, the
+                         "no generated samples" ablations of Tables IV/VI).
       lr_negative        the bicubic-upsampled LR input is negative 0 (code, spec 1.4).
       blur_sizes         odd kernel sizes drawn uniformly.
       blur_sigma_range   [lo, hi) of sigma (uniform).
@@ -187,10 +188,10 @@ class MethodConfig:
         _choice("loss_type", self.loss_type, LOSS_TYPES)
         if self.num_positives < 0:
             raise PCLError(f"method config: num_positives (K_P) must be >= 0, got {self.num_positives}")
-        if self.num_negatives < 1:
+        if self.num_negatives < 0 or (self.num_negatives == 0 and not self.lr_negative):
             raise PCLError(
-                f"method config: num_negatives (K_N) must be >= 1, got {self.num_negatives}; the "
-                "contrastive term needs blurred negatives"
+                f"method config: num_negatives (K_N) must be >= 1 (or 0 with lr_negative: true), got "
+                f"{self.num_negatives}; the contrastive term needs at least one negative"
             )
         if self.total_positives < 1:
             raise PCLError(

@@ -269,6 +269,16 @@ def make_samples(
             raise PCLError("make_samples: the configuration uses the LR input as a negative but lr is None")
         parts.append(upsample_lr(lr, (h, w)).unsqueeze(1))
     kn = config.num_negatives
+    if kn:
+        parts.append(_blurred_negatives(hr, params, kn, config))
+    stacked = torch.cat(parts, dim=1)
+    return Samples(stacked=stacked, num_positives=config.total_positives, gt_positive=config.gt_positive,
+                   lr_negative=config.lr_negative, params=params)
+
+
+def _blurred_negatives(hr: Tensor, params: SampleParams, kn: int, config: MethodConfig) -> Tensor:
+    """The K_N blurred copies of the GT, (B, K_N, C, H, W); skipped entirely when K_N = 0."""
+    b, c, h, w = hr.shape
     size = params.blur_size.to(device=hr.device, non_blocking=True)
     sigma = params.blur_sigma.to(device=hr.device, non_blocking=True)
     if size.shape[0] == 1:  # one kernel per negative index: broadcast over the batch
@@ -278,7 +288,4 @@ def make_samples(
     blurred = gaussian_blur(src, size.reshape(b * kn, 2), sigma.reshape(b * kn, 2), max_ksize=config.max_blur_size)
     if config.quantize:
         blurred = quantize_8bit(blurred)
-    parts.append(blurred.view(b, kn, c, h, w))
-    stacked = torch.cat(parts, dim=1)
-    return Samples(stacked=stacked, num_positives=config.total_positives, gt_positive=config.gt_positive,
-                   lr_negative=config.lr_negative, params=params)
+    return blurred.view(b, kn, c, h, w)
