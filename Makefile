@@ -1,5 +1,5 @@
 # The README's two commands:
-#   make reproduce   set up .venv and run the embedded default pipeline (reported + bicubic tiers)
+#   make reproduce   set up .venv and run the embedded default pipeline (reported, bicubic, released, smoke)
 #   make test        set up .venv and run the test suite
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -33,4 +33,4 @@ bench: setup
 
 clean:
 	find results -mindepth 1 -maxdepth 1 ! -name bench -exec rm -rf {} +
-	rm -rf reports logs data/prepared data/benchmarks.json .snakemake
+	rm -rf reports logs runs/smoke data/prepared data/benchmarks.json .snakemake
