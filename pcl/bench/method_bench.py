@@ -40,13 +40,14 @@ backbone of the released reference figure).
 from __future__ import annotations
 
 import csv
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+
+from pcl.device import device_description
 import torch.nn.functional as F
 
 from pcl.errors import PCLError
@@ -95,18 +96,7 @@ def keep_cpu_allocations() -> bool:
         return False
 
 
-def _device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU {model or platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+
 
 
 def _sync(device: torch.device) -> None:
@@ -366,7 +356,7 @@ def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
     allocator = "default"
     if dev.type == "cpu" and keep_cpu_allocations():
         allocator = "glibc mmap off"
-    description = _device_description(dev) + (f", malloc: {allocator}" if dev.type == "cpu" else "")
+    description = device_description(dev) + (f", malloc: {allocator}" if dev.type == "cpu" else "")
     rows: list[dict] = []
     summary: dict[str, Any] = {"device": description, "batch": batch, "reference": RELEASED_REFERENCE}
     for label in BACKBONES:

@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+from pcl.device import device_description
+
 from pcl.errors import PCLError
 
 BACKBONES: tuple[str, ...] = ("edsr-s", "edsr-l", "rcan", "han", "nlsn")
@@ -87,10 +89,7 @@ def _run_steps(trainer, dataset, first: int, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def _device_description(device: torch.device) -> str:
-    from pcl.train.trainer import device_description
 
-    return device_description(device)
 
 
 def _plot(rows: list[dict], path: Path, title: str) -> None:
@@ -152,7 +151,7 @@ def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
                     times[method].append(_run_steps(trainer, dataset, first[method], steps))
                     first[method] += steps
             trainer = workloads["baseline"][0]
-            summary["device"] = _device_description(trainer.device)
+            summary["device"] = device_description(trainer.device)
             best = {m: min(t) for m, t in times.items()}
             for method in workloads:
                 t = workloads[method][0]

@@ -15,6 +15,7 @@ divided by R.  The official forward on 0..R inputs stays available as ``forward_
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping
 
 import torch
@@ -160,7 +161,7 @@ def check_rgb(n_colors: int, model: str) -> None:
         )
 
 
-class SRModel(nn.Module):
+class SRModel(nn.Module, metaclass=ABCMeta):
     """Base class: applies the rgb_range convention around the official forward.
 
     Subclasses implement :meth:`forward_official` (input and output in 0..rgb_range, exactly the
@@ -174,5 +175,6 @@ class SRModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_official(x * self.rgb_range) / self.rgb_range
 
-    def forward_official(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward_official(self, x: Tensor) -> Tensor:
+        """The official network on values in 0..rgb_range (each backbone defines it)."""

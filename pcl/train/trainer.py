@@ -48,6 +48,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
+
+from pcl.device import device_description
 from torch import Tensor, nn
 
 from pcl.errors import PCLError
@@ -175,18 +177,7 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU {model or platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
