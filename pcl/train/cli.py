@@ -131,22 +131,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry: ``python -m pcl.train.cli train --experiment ...``."""
-    import logging
+    """Standalone entry ``python -m pcl.train.cli train ...``: the ``pcl`` parser and error handling."""
+    from pcl.cli import main as pcl_main
 
-    parser = argparse.ArgumentParser(prog="pcl")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_train_parser(sub)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.func(args) or 0)
-    except PCLError as exc:
-        print(f"pcl: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("pcl: interrupted", file=sys.stderr)
-        return 130
+    args = list(sys.argv[1:] if argv is None else argv)
+    return pcl_main(["--log-level", "WARNING", *args])
 
 
 if __name__ == "__main__":
