@@ -178,3 +178,26 @@ class SRModel(nn.Module, metaclass=ABCMeta):
     @abstractmethod
     def forward_official(self, x: Tensor) -> Tensor:
         """The official network on values in 0..rgb_range (each backbone defines it)."""
+
+    def _setup_io(self, model: str, scale: int, n_colors: int, rgb_range: float) -> None:
+        """Check the arguments every backbone shares and register the MeanShift pair.
+
+        Called where the official classes create ``sub_mean``/``add_mean`` (before ``head``), so
+        the state_dict keeps their order.
+        """
+        check_scale(scale)
+        check_rgb(n_colors, model)
+        check_positive("rgb_range", rgb_range, model)
+        self.scale = scale
+        self.rgb_range = float(rgb_range)
+        self.sub_mean = MeanShift(rgb_range, sign=-1)
+        self.add_mean = MeanShift(rgb_range, sign=1)
+
+    def _long_skip_forward(self, x: Tensor) -> Tensor:
+        """sub_mean -> head -> body (+ long skip from the head) -> tail -> add_mean (EDSR, RCAN, NLSN)."""
+        x = self.sub_mean(x)
+        x = self.head(x)
+        res = self.body(x)
+        res += x
+        x = self.tail(res)
+        return self.add_mean(x)

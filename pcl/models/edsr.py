@@ -10,12 +10,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from pcl.models.common import (
-    MeanShift,
     ResBlock,
     SRModel,
     check_positive,
-    check_rgb,
-    check_scale,
     default_conv,
     make_tail,
 )
@@ -34,14 +31,9 @@ class EDSR(SRModel):
         rgb_range: float = 255.0,
     ) -> None:
         super().__init__()
-        check_scale(scale)
-        check_rgb(n_colors, "edsr")
-        for name, value in (("n_resblocks", n_resblocks), ("n_feats", n_feats), ("rgb_range", rgb_range)):
+        for name, value in (("n_resblocks", n_resblocks), ("n_feats", n_feats)):
             check_positive(name, value, "edsr")
-        self.scale = scale
-        self.rgb_range = float(rgb_range)
-        self.sub_mean = MeanShift(rgb_range, sign=-1)
-        self.add_mean = MeanShift(rgb_range, sign=1)
+        self._setup_io("edsr", scale, n_colors, rgb_range)
         self.head = nn.Sequential(default_conv(n_colors, n_feats, 3))
         blocks: list[nn.Module] = [ResBlock(n_feats, 3, res_scale=res_scale) for _ in range(n_resblocks)]
         blocks.append(default_conv(n_feats, n_feats, 3))
@@ -49,9 +41,4 @@ class EDSR(SRModel):
         self.tail = make_tail(scale, n_feats, n_colors)
 
     def forward_official(self, x: Tensor) -> Tensor:
-        x = self.sub_mean(x)
-        x = self.head(x)
-        res = self.body(x)
-        res += x
-        x = self.tail(res)
-        return self.add_mean(x)
+        return self._long_skip_forward(x)

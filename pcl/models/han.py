@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from pcl.errors import PCLError
-from pcl.models.common import MeanShift, SRModel, check_positive, check_rgb, check_scale, default_conv, make_tail
+from pcl.models.common import SRModel, default_conv, make_tail
 from pcl.models.rcan import ResidualGroup, check_rcan_sizes
 
 #: The only group count the official HAN supports (last_conv takes 11 = 10 + 1 layers).
@@ -82,15 +82,9 @@ class HAN(SRModel):
                 f"han: n_resgroups must be {HAN_RESGROUPS} (last_conv of the official HAN fuses exactly "
                 f"{HAN_RESGROUPS + 1} layers), got {n_resgroups!r}; shrink n_resblocks or n_feats instead"
             )
-        check_scale(scale)
-        check_rgb(n_colors, "han")
         check_rcan_sizes("han", n_resgroups, n_resblocks, n_feats, reduction)
-        check_positive("rgb_range", rgb_range, "han")
-        self.scale = scale
-        self.rgb_range = float(rgb_range)
         self.res_scale = res_scale  # never applied, as in the official code (spec 4.3)
-        self.sub_mean = MeanShift(rgb_range, sign=-1)
-        self.add_mean = MeanShift(rgb_range, sign=1)
+        self._setup_io("han", scale, n_colors, rgb_range)
         self.head = nn.Sequential(default_conv(n_colors, n_feats, 3))
         groups: list[nn.Module] = [ResidualGroup(n_feats, reduction, n_resblocks) for _ in range(n_resgroups)]
         groups.append(default_conv(n_feats, n_feats, 3))

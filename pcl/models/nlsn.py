@@ -17,12 +17,9 @@ from torch import Tensor, nn
 
 from pcl.errors import PCLError
 from pcl.models.common import (
-    MeanShift,
     ResBlock,
     SRModel,
     check_positive,
-    check_rgb,
-    check_scale,
     default_conv,
     make_tail,
 )
@@ -164,20 +161,15 @@ class NLSN(SRModel):
         chunk_size: int = 144,
     ) -> None:
         super().__init__()
-        check_scale(scale)
-        check_rgb(n_colors, "nlsn")
         for name, value in (
             ("n_resblocks", n_resblocks),
             ("n_feats", n_feats),
-            ("rgb_range", rgb_range),
             ("n_hashes", n_hashes),
             ("chunk_size", chunk_size),
         ):
             check_positive(name, value, "nlsn")
         if n_feats // NLSA_REDUCTION < 1:
             raise PCLError(f"nlsn: n_feats must be at least {NLSA_REDUCTION} (attention reduction), got {n_feats}")
-        self.scale = scale
-        self.rgb_range = float(rgb_range)
         self.chunk_size = chunk_size
 
         def attention() -> NonLocalSparseAttention:
@@ -185,8 +177,7 @@ class NLSN(SRModel):
                 n_feats, n_hashes=n_hashes, chunk_size=chunk_size, reduction=NLSA_REDUCTION, res_scale=res_scale
             )
 
-        self.sub_mean = MeanShift(rgb_range, sign=-1)
-        self.add_mean = MeanShift(rgb_range, sign=1)
+        self._setup_io("nlsn", scale, n_colors, rgb_range)
         self.head = nn.Sequential(default_conv(n_colors, n_feats, 3))
         body: list[nn.Module] = [attention()]
         for i in range(n_resblocks):
@@ -204,9 +195,4 @@ class NLSN(SRModel):
                 f"nlsn: LR input {h}x{w} has {h * w} pixels, fewer than chunk_size {self.chunk_size}; "
                 "non-local sparse attention needs H*W >= chunk_size (e.g. at least 12x12 at the paper setting)"
             )
-        x = self.sub_mean(x)
-        x = self.head(x)
-        res = self.body(x)
-        res += x
-        x = self.tail(res)
-        return self.add_mean(x)
+        return self._long_skip_forward(x)

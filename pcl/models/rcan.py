@@ -12,11 +12,8 @@ from torch import Tensor, nn
 from pcl.errors import PCLError
 
 from pcl.models.common import (
-    MeanShift,
     SRModel,
     check_positive,
-    check_rgb,
-    check_scale,
     default_conv,
     make_tail,
 )
@@ -106,15 +103,9 @@ class RCAN(SRModel):
         rgb_range: float = 255.0,
     ) -> None:
         super().__init__()
-        check_scale(scale)
-        check_rgb(n_colors, "rcan")
         check_rcan_sizes("rcan", n_resgroups, n_resblocks, n_feats, reduction)
-        check_positive("rgb_range", rgb_range, "rcan")
-        self.scale = scale
-        self.rgb_range = float(rgb_range)
         self.res_scale = res_scale  # kept for configuration parity; never applied (spec 4.3)
-        self.sub_mean = MeanShift(rgb_range, sign=-1)
-        self.add_mean = MeanShift(rgb_range, sign=1)
+        self._setup_io("rcan", scale, n_colors, rgb_range)
         self.head = nn.Sequential(default_conv(n_colors, n_feats, 3))
         groups: list[nn.Module] = [ResidualGroup(n_feats, reduction, n_resblocks) for _ in range(n_resgroups)]
         groups.append(default_conv(n_feats, n_feats, 3))
@@ -122,9 +113,4 @@ class RCAN(SRModel):
         self.tail = make_tail(scale, n_feats, n_colors)
 
     def forward_official(self, x: Tensor) -> Tensor:
-        x = self.sub_mean(x)
-        x = self.head(x)
-        res = self.body(x)
-        res += x
-        x = self.tail(res)
-        return self.add_mean(x)
+        return self._long_skip_forward(x)
