@@ -26,9 +26,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 from pcl.errors import PCLError
+from pcl.yamlio import read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +109,8 @@ def load_registry(config: Path, *, checkpoint_dir: str | Path | None = None) -> 
     file's ``dir``; an entry's ``path`` (if set) overrides ``<folder>/<file>``.
     """
     config = Path(config)
-    try:
-        data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PCLError(f"checkpoint registry {config} not found; pass --config or restore config/checkpoints.yaml") from None
-    except yaml.YAMLError as exc:
-        raise PCLError(f"{config}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
+    data = read_yaml(config, what="checkpoint registry",
+                     missing_hint="pass --config or restore config/checkpoints.yaml")
     if not isinstance(data, dict) or data.get("version") != 1:
         raise _fail(str(config), "expected a mapping with 'version: 1', 'dir', 'lock_file' and 'checkpoints'")
     extra = set(data) - {"version", "dir", "lock_file", "checkpoints"}

@@ -25,9 +25,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from pcl.errors import PCLError
+from pcl.yamlio import read_yaml
 from pcl.report.audit import to_decimal
 from pcl.report.cells import CellsMap
 from pcl.report.released_logs import (
@@ -99,12 +99,7 @@ class Deviation:
 
 def _load_yaml(path: Path) -> dict:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PCLError(f"config file {path} not found; pass the right path or restore it from the repository") from None
-    except yaml.YAMLError as exc:
-        raise PCLError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
+    data = read_yaml(path, what="config file", missing_hint="pass the right path or restore it from the repository")
     if not isinstance(data, dict):
         raise PCLError(f"{path}: expected a mapping with keys 'version' and a list/mapping body")
     if data.get("version") != 1:

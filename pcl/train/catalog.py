@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
 from pcl.errors import PCLError
+from pcl.yamlio import read_yaml
 
 TIERS: tuple[str, ...] = ("smoke", "finetune", "scratch")
 BACKBONES: tuple[str, ...] = ("edsr-s", "edsr-l", "rcan", "han", "nlsn")
@@ -243,12 +243,7 @@ def load_catalog(path: str | Path | None = None, *, schema: str | Path | None = 
     """Read, schema-validate and cross-check the catalog; PCLError naming the key on any problem."""
     path = Path(path) if path is not None else _default_path(DEFAULT_CATALOG)
     schema_path = Path(schema) if schema is not None else _default_path(SCHEMA_FILE)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PCLError(f"experiment catalog {path} not found; pass --catalog or restore config/experiments.yaml") from None
-    except yaml.YAMLError as exc:
-        raise PCLError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
+    data = read_yaml(path, what="experiment catalog", missing_hint="pass --catalog or restore config/experiments.yaml")
     validate_schema(data, schema_path, source=str(path))
     catalog = Catalog(path=path, experiments={}, tiers=data["tiers"], recipes=data["recipes"], seed=int(data.get("seed", 0)))
     for name, entry in data["experiments"].items():
