@@ -99,7 +99,7 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
         text = render_status(statuses, registry)
         print(text, end="")
         if args.out:
-            from pcl.report.results import atomic_write_text
+            from pcl.atomic import atomic_write_text
 
             atomic_write_text(Path(args.out), text)
         return 0
@@ -127,7 +127,7 @@ def cmd_download(args: argparse.Namespace) -> int:
         if result.status == "unavailable" and not args.offline_ok:
             status = 1
     if args.json and status == 0:
-        from pcl.report.results import atomic_write_text
+        from pcl.atomic import atomic_write_text
 
         atomic_write_text(Path(args.json), json.dumps(summary, indent=2) + "\n")
     return status

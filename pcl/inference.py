@@ -504,7 +504,7 @@ def load_model(name: str, checkpoint: str | Path) -> LoadedModel:
 
 def write_sidecar(csv_path: Path, payload: dict[str, Any]) -> Path:
     """Write ``<csv stem>.json`` beside a result CSV (atomically)."""
-    from pcl.report.results import atomic_write_text
+    from pcl.atomic import atomic_write_text
 
     path = Path(csv_path).with_suffix(".json")
     return atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")

@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from pcl.data.images import ImageReadError, is_image_file, pixel_sha256
 from pcl.data.sources import Archive, Dataset, Install, get_dataset
+from pcl.atomic import atomic_write_text
 from pcl.errors import PCLError
 from pcl.resources import REPO_ROOT
 
@@ -95,18 +96,6 @@ def read_lock(lock_file: Path) -> dict[str, dict]:
     return entries
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def record_lock(lock_file: Path, archive: Archive, sha256: str, size: int, url: str | None) -> None:
     """Pin ``archive`` to ``sha256`` in the lock file (rewritten atomically)."""
     entries = read_lock(lock_file)
@@ -117,7 +106,7 @@ def record_lock(lock_file: Path, archive: Archive, sha256: str, size: int, url: 
         "recorded": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     body = yaml.safe_dump({"version": 1, "archives": entries}, sort_keys=True, default_flow_style=False)
-    _atomic_write_text(Path(lock_file), LOCK_HEADER + body)
+    atomic_write_text(Path(lock_file), LOCK_HEADER + body)
 
 
 # --------------------------------------------------------------------------------------------

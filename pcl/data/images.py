@@ -20,13 +20,12 @@ Mode rules of :func:`read_image` (what the benchmark sets actually contain is ``
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from pcl.atomic import atomic_write
 from pcl.errors import PCLError
 from pcl.resources import REPO_ROOT
 
@@ -159,15 +158,8 @@ def write_png(path: Path, array: np.ndarray) -> None:
         array = array[:, :, 0]
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise PCLError(f"cannot write {path}: array shape {array.shape} is neither (H, W) nor (H, W, 3)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            Image.fromarray(np.ascontiguousarray(array)).save(handle, format="PNG")
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    image = Image.fromarray(np.ascontiguousarray(array))
+    atomic_write(path, lambda handle: image.save(handle, format="PNG"))
 
 
 def pixel_sha256(path_or_array: Path | str | np.ndarray) -> str:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from pcl.atomic import atomic_write_text
 from pcl.data.images import list_images, read_image, write_png
 from pcl.data.imresize import bicubic_degrade
 from pcl.data.verify import require_verified
@@ -25,10 +25,7 @@ log = logging.getLogger(__name__)
 
 def _write_json(path: Path, payload: dict) -> None:
     """Write JSON atomically so an interrupted run never leaves a half-written marker."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def prepare_benchmark(

@@ -21,7 +21,8 @@ import pandas as pd
 
 from pcl.errors import PCLError
 from pcl.report.released_logs import ParsedLog, log_identity, parse_logs
-from pcl.report.results import BACKBONE_LABELS, DATASETS, atomic_write_text, table2_label
+from pcl.atomic import atomic_write_text
+from pcl.report.results import BACKBONE_LABELS, DATASETS, table2_label
 from pcl.report.tables import read_paper_table
 from pcl.resources import resource_path
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pcl.errors import PCLError
-from pcl.report.results import atomic_write_text
+from pcl.atomic import atomic_write_text
 
 CELLS_VERSION = 1
 TABLE_NUMBERS: tuple[int, ...] = (2, 4, 5, 6, 7)

@@ -8,14 +8,13 @@ can always be recomputed and a partial set is visible as a smaller image count. 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pcl.atomic import atomic_write_text
 from pcl.errors import PCLError
 
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -143,24 +142,6 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
             cells.append(text)
         lines.append(",".join(cells))
     return atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temp file and a rename, creating parent folders.
-
-    Why: a crash or a parallel reader must never see a half-written table or result file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # --- reading ----------------------------------------------------------------------------------

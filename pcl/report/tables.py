@@ -25,13 +25,13 @@ from pathlib import Path
 import pandas as pd
 
 from pcl.errors import PCLError
+from pcl.atomic import atomic_write_text
 from pcl.report.cells import CellsMap
 from pcl.report.results import (
     DATASET_SIZES,
     DATASETS,
     PROTOCOLS,
     TIERS,
-    atomic_write_text,
     empty_results,
     read_results,
     summarise,

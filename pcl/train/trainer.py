@@ -52,13 +52,13 @@ import torch
 from pcl.device import device_description
 from torch import Tensor, nn
 
+from pcl.atomic import atomic_write_text
 from pcl.errors import PCLError
 from pcl.train.catalog import PCL_METHODS, Experiment
 from pcl.train.checkpointing import (
     CHECKPOINT_FORMAT,
     LAST,
     atomic_torch_save,
-    atomic_write_text,
     capture_rng_states,
     load_training_state,
     restore_rng_states,
