@@ -25,3 +25,23 @@ def device_description(device: torch.device) -> str:
     except OSError:
         pass
     return f"CPU {model or platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+
+
+def bench_setup(what: str, device: str, repeats: int, out_dir: Path) -> torch.device:
+    """Validate a benchmark's arguments and create its output folder; return the device.
+
+    Why: every ``pcl bench`` module must refuse the same bad inputs with the same one-line
+    message (a repeat count below 1, an unknown device, CUDA asked for where there is none).
+    """
+    from pcl.errors import PCLError
+
+    if repeats < 1:
+        raise PCLError(f"{what} benchmark: repeats must be >= 1, got {repeats}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise PCLError(f"{what} benchmark: unknown device {device!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PCLError(f"{what} benchmark: device {device!r} requested but CUDA is not available; use --device cpu")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return dev

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pcl.errors import PCLError
+from pcl.device import bench_setup
 
 IMAGE_SHAPE = (2040, 1356, 3)
 IMAGE_DESCRIPTION = "2040x1356x3 float64 uniform random [0,1), numpy default_rng(0)"
@@ -135,16 +135,8 @@ def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
 
     from pcl.data import imresize as ours
 
-    if repeats < 1:
-        raise PCLError(f"imresize benchmark: repeats must be >= 1, got {repeats}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise PCLError(f"imresize benchmark: device {device!r} requested but CUDA is not available; use --device cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise PCLError(f"imresize benchmark: unknown device {device!r} ({exc})") from None
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = bench_setup("imresize", device, repeats, out_dir)
     info = _device_info(device)
 
     def sync() -> None:

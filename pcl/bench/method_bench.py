@@ -47,10 +47,9 @@ from typing import Any, Callable
 
 import torch
 
-from pcl.device import device_description
+from pcl.device import bench_setup, device_description
 import torch.nn.functional as F
 
-from pcl.errors import PCLError
 
 LR_PATCH = 48
 SCALE = 4
@@ -342,16 +341,8 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
 
 def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
     """Time and count the PCL extras vs one L1 step for EDSR-S and RCAN; write method.csv/.png."""
-    if repeats < 1:
-        raise PCLError(f"method benchmark: repeats must be >= 1, got {repeats}")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise PCLError(f"method benchmark: unknown device {device!r} ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise PCLError(f"method benchmark: device {device!r} requested but CUDA is not available; use --device cpu")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = bench_setup("method", device, repeats, out_dir)
     batch = GPU_BATCH if dev.type == "cuda" else CPU_BATCH
     allocator = "default"
     if dev.type == "cpu" and keep_cpu_allocations():

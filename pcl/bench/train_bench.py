@@ -32,9 +32,8 @@ from typing import Any
 
 import torch
 
-from pcl.device import device_description
+from pcl.device import bench_setup, device_description
 
-from pcl.errors import PCLError
 
 BACKBONES: tuple[str, ...] = ("edsr-s", "edsr-l", "rcan", "han", "nlsn")
 #: Reduced backbones on CPU (stated in the CSV and the figure).
@@ -119,16 +118,8 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
 
 def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
     """Time the L1 and PCL training steps of every backbone; write train.csv and train.png."""
-    if repeats < 1:
-        raise PCLError(f"train benchmark: repeats must be >= 1, got {repeats}")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise PCLError(f"train benchmark: unknown device {device!r} ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise PCLError(f"train benchmark: device {device!r} requested but CUDA is not available; use --device cpu")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = bench_setup("train", device, repeats, out_dir)
     on_gpu = dev.type == "cuda"
     budget = dict(GPU_BUDGET if on_gpu else CPU_BUDGET)
     steps = GPU_STEPS if on_gpu else CPU_STEPS
