@@ -65,13 +65,26 @@ def _mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
     return img[: h - h % scale, : w - w % scale]
 
 
-def _find_lr(lr_dir: Path, stem: str) -> Path:
-    """Find the LR file of an HR image by stem, allowing the common ``x4`` suffixes."""
-    for cand in sorted(lr_dir.iterdir()):
-        cstem = cand.stem
-        if cstem == stem or cstem.lower() in {f"{stem}x4".lower(), f"{stem}_x4".lower()}:
-            return cand
-    raise PCLError(f"no LR image for {stem!r} in {lr_dir}; expected {stem}.png (re-run `pcl prepare`)")
+class _LRIndex:
+    """The LR files of a folder by HR stem, listed once (``name.png``, ``namex4.png``, ``name_x4.png``)."""
+
+    def __init__(self, lr_dir: Path, scale: int) -> None:
+        self.lr_dir = lr_dir
+        self.exact: dict[str, Path] = {}
+        self.suffixed: dict[str, Path] = {}
+        for cand in list_images(lr_dir):
+            self.exact.setdefault(cand.stem, cand)
+            low = cand.stem.lower()
+            for suffix in (f"_x{scale}", f"x{scale}"):
+                if low.endswith(suffix):
+                    self.suffixed.setdefault(low[: -len(suffix)], cand)
+                    break
+
+    def find(self, stem: str) -> Path:
+        found = self.exact.get(stem) or self.suffixed.get(stem.lower())
+        if found is None:
+            raise PCLError(f"no LR image for {stem!r} in {self.lr_dir}; expected {stem}.png (re-run `pcl prepare`)")
+        return found
 
 
 def iter_pairs(hr_dir: Path, *, scale: int, lr_dir: Path | None = None) -> Iterator[Pair]:
@@ -81,7 +94,9 @@ def iter_pairs(hr_dir: Path, *, scale: int, lr_dir: Path | None = None) -> Itera
     the standard benchmark LR sets were produced.
     """
     smallest = min_size(scale)
-    for path in list_images(hr_dir):
+    hr_files = list_images(hr_dir)
+    lr_index = _LRIndex(lr_dir, scale) if lr_dir is not None else None
+    for path in hr_files:
         hr = read_image(path)
         h, w = hr.shape[:2]
         if min(h, w) < smallest:
@@ -89,10 +104,10 @@ def iter_pairs(hr_dir: Path, *, scale: int, lr_dir: Path | None = None) -> Itera
                 f"{path}: image is {w}x{h}, smaller than {smallest} px (2*scale+11), too small to "
                 "score; remove it from the folder"
             )
-        if lr_dir is None:
+        if lr_index is None:
             lr = bicubic_degrade(hr, scale)
         else:
-            lr_path = _find_lr(lr_dir, path.stem)
+            lr_path = lr_index.find(path.stem)
             lr = read_image(lr_path)
             hc = _mod_crop(hr, scale)
             want = (hc.shape[0] // scale, hc.shape[1] // scale)
