@@ -33,4 +33,5 @@ rule all:
         "reports/check.txt",
         DIV2K_CHECK,
         [RELEASED_STATUS] if "released" in TIERS else [],
+        WEIGHTS_STATUS,
     default_target: True

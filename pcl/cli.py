@@ -27,48 +27,50 @@ BENCHMARKS = ("Set5", "Set14", "B100", "Urban100", "Manga109")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Score a method on one benchmark folder and write one row per image."""
+    """Score a method on one benchmark folder and write one row per image (and a JSON sidecar)."""
     import numpy as np
 
-    from pcl.evaluate import bicubic_predictor, canonical_dataset, evaluate_folder
-    from pcl.report.results import write_rows
+    from pcl.evaluate import canonical_dataset, evaluate_bicubic, evaluate_model
 
     dataset = canonical_dataset(args.dataset)
+    extra = _extra_metrics(args)
+    common = dict(dataset=dataset, scale=args.scale, protocol=args.protocol,
+                  lr_dir=Path(args.lr_dir) if args.lr_dir else None, extra=extra,
+                  save_sr=Path(args.save_sr) if args.save_sr else None)
     if args.model == "bicubic":
         if args.checkpoint:
             raise PCLError("--model bicubic takes no --checkpoint; name an SR model (edsr-s, edsr-l, rcan, han, nlsn, auto)")
-        rows = evaluate_folder(
-            bicubic_predictor(args.scale),
-            Path(args.hr_dir),
-            dataset=dataset,
-            scale=args.scale,
-            protocol=args.protocol,
-            lr_dir=Path(args.lr_dir) if args.lr_dir else None,
-            identity={"tier": args.tier or "bicubic", "experiment": "bicubic", "backbone": "bicubic", "method": "bicubic"},
-        )
-        write_rows(Path(args.out), rows)
+        rows = evaluate_bicubic(Path(args.hr_dir), Path(args.out), tier=args.tier or "bicubic", **common)
     else:
-        from pcl.evaluate import evaluate_model
-
         rows = evaluate_model(
             args.model,
             args.checkpoint,
             Path(args.hr_dir),
             Path(args.out),
-            dataset=dataset,
-            scale=args.scale,
-            protocol=args.protocol,
-            lr_dir=Path(args.lr_dir) if args.lr_dir else None,
             tier=args.tier or "released",
             method=args.method,
             experiment=args.experiment,
             settings=_inference_settings(args),
+            **common,
         )
     psnr = float(np.mean([r["psnr"] for r in rows]))
     ssim = float(np.mean([r["ssim"] for r in rows]))
     print(f"{dataset} x{args.scale} {args.model} ({args.protocol}): {len(rows)} images, "
           f"PSNR {psnr:.4f} dB, SSIM {ssim:.5f} -> {args.out}")
     return 0
+
+
+def _extra_metrics(args: argparse.Namespace):
+    """The metrics beyond PSNR/SSIM that `pcl evaluate --metrics` asks for, as a MetricSuite (or None).
+
+    NIQE is computed on the SR image with ``scale`` pixels removed on every side, as SR papers do.
+    """
+    from pcl.metrics.suite import MetricSuite, parse_metrics
+
+    names = tuple(m for m in parse_metrics(args.metrics) if m not in ("psnr", "ssim"))
+    if not names:
+        return None
+    return MetricSuite(names, scale=args.scale, protocol=args.protocol, niqe_crop=args.scale, device=args.device)
 
 
 def _inference_settings(args: argparse.Namespace):
@@ -321,6 +323,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="method recorded in the rows: official, pcl, baseline, ... (default: checkpoint)")
     p.add_argument("--experiment", help="experiment recorded in the rows (default: <backbone>-<method>)")
     p.add_argument("--out", required=True, help="CSV file for the per-image rows (a <stem>.json sidecar goes beside it)")
+    p.add_argument("--metrics", default="psnr,ssim",
+                   help="psnr and ssim always, plus any of lpips, niqe, niqe-y (comma-separated)")
+    p.add_argument("--save-sr", help="also write every SR image as PNG into this folder (named by the HR stem)")
     g = p.add_argument_group("inference (SR models only; every option is recorded in the sidecar)")
     g.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     g.add_argument("--precision", default="fp32", help="fp32 (default), bf16 (CPU or CUDA) or fp16 (CUDA)")
@@ -431,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_commands(sub)
     _add_report_commands(sub)
     _add_train_command(sub)
+    from pcl.cli_metrics import add_metric_commands
+
+    add_metric_commands(sub)
     return parser
 
 

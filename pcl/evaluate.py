@@ -26,6 +26,7 @@ from pcl.metrics.psnr_ssim import check_protocol, evaluate_pair, min_size
 
 if TYPE_CHECKING:
     from pcl.inference import InferenceSettings
+    from pcl.metrics.suite import MetricSuite
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +134,14 @@ def evaluate_folder(
     protocol: str,
     lr_dir: Path | None = None,
     identity: dict[str, str] | None = None,
+    extra: MetricSuite | None = None,
+    save_sr: Path | None = None,
 ) -> list[dict]:
     """Run ``predictor`` on every image of ``hr_dir`` and return one result row per image.
 
-    ``identity`` fills the row's tier/experiment/backbone/method/seed/run_id columns.
+    ``identity`` fills the row's tier/experiment/backbone/method/seed/run_id columns; ``extra``
+    scores further metrics (LPIPS, NIQE) into optional columns of the same rows; ``save_sr``
+    keeps each SR image as a PNG named after the HR stem.
     """
     protocol = check_protocol(protocol)
     dataset = canonical_dataset(dataset)
@@ -147,6 +152,11 @@ def evaluate_folder(
         t0 = time.perf_counter()
         sr = predictor(pair.lr)
         psnr, ssim = evaluate_pair(sr, _mod_crop(pair.hr, scale), scale=scale, protocol=protocol)
+        more = extra.score(sr, pair.hr) if extra is not None else {}
+        if save_sr is not None:
+            from pcl.data.images import write_png
+
+            write_png(Path(save_sr) / f"{pair.name}.png", sr)
         log.debug("%s %s: %.4f dB %.5f (%.2fs)", dataset, pair.name, psnr, ssim, time.perf_counter() - t0)
         rows.append(
             {
@@ -165,6 +175,7 @@ def evaluate_folder(
                 "channels": 1 if pair.hr.ndim == 2 else pair.hr.shape[2],
                 "seed": ident["seed"],
                 "run_id": ident["run_id"],
+                **more,
             }
         )
     return rows
@@ -184,6 +195,8 @@ def evaluate_model(
     method: str = "checkpoint",
     experiment: str | None = None,
     settings: InferenceSettings | None = None,
+    extra: MetricSuite | None = None,
+    save_sr: Path | None = None,
 ) -> list[dict]:
     """Evaluate an SR checkpoint on one benchmark folder: rows to ``out`` and a ``<stem>.json`` sidecar.
 
@@ -192,13 +205,8 @@ def evaluate_model(
     version and the throughput).  The rows' ``seed`` column holds the seed only for models that
     draw random numbers (NLSN); ``run_id`` names the checkpoint file and its sha256 prefix.
     """
-    import platform
-    from datetime import datetime, timezone
-
-    import torch
-
-    import pcl
     from pcl.inference import InferenceSettings, ModelPredictor, load_model, write_sidecar
+    from pcl.provenance import code_provenance
     from pcl.report.results import TIERS, write_rows
 
     if tier not in TIERS:
@@ -224,7 +232,7 @@ def evaluate_model(
     }
     t0 = time.perf_counter()
     rows = evaluate_folder(predictor, Path(hr_dir), dataset=dataset, scale=scale, protocol=protocol,
-                           lr_dir=lr_dir, identity=identity)
+                           lr_dir=lr_dir, identity=identity, extra=extra, save_sr=save_sr)
     wall = time.perf_counter() - t0
     write_rows(Path(out), rows)
     write_sidecar(
@@ -244,12 +252,52 @@ def evaluate_model(
             "wall_seconds": wall,
             "model_seconds": predictor.seconds,
             "images_per_second": len(rows) / wall if wall > 0 else None,
-            "torch": torch.__version__,
-            "pcl": pcl.__version__,
-            "python": platform.python_version(),
+            "metrics": metric_settings(extra, scale=scale, protocol=protocol),
+            "sr_images": str(save_sr) if save_sr else None,
             "hr_dir": str(hr_dir),
             "lr_dir": str(lr_dir) if lr_dir else None,
-            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **code_provenance(),
         },
     )
+    return rows
+
+
+def metric_settings(extra: MetricSuite | None, *, scale: int, protocol: str) -> dict:
+    """What a result sidecar records about the metrics of its rows."""
+    base = {"psnr_ssim": f"Y channel, protocol {protocol}, GT mod-cropped to x{scale}, {scale} px shaved"}
+    return {**base, **extra.describe()} if extra is not None else base
+
+
+def evaluate_bicubic(
+    hr_dir: Path,
+    out: Path,
+    *,
+    dataset: str,
+    scale: int,
+    protocol: str,
+    lr_dir: Path | None = None,
+    tier: str = "bicubic",
+    extra: MetricSuite | None = None,
+    save_sr: Path | None = None,
+) -> list[dict]:
+    """The Bicubic row on one benchmark folder: rows to ``out`` and a ``<stem>.json`` sidecar."""
+    from pcl.inference import write_sidecar
+    from pcl.report.results import write_rows
+
+    identity = {"tier": tier, "experiment": "bicubic", "backbone": "bicubic", "method": "bicubic",
+                "run_id": f"bicubic-x{scale}"}
+    t0 = time.perf_counter()
+    rows = evaluate_folder(bicubic_predictor(scale), Path(hr_dir), dataset=dataset, scale=scale, protocol=protocol,
+                           lr_dir=lr_dir, identity=identity, extra=extra, save_sr=save_sr)
+    write_rows(Path(out), rows)
+    from pcl.provenance import code_provenance
+
+    write_sidecar(Path(out), {
+        "model": "bicubic", "experiment": "bicubic", "tier": tier, "dataset": dataset, "protocol": protocol,
+        "scale": scale, "predictor": "MATLAB bicubic x{0} (pcl.data.imresize)".format(scale),
+        "images": len(rows), "wall_seconds": time.perf_counter() - t0,
+        "metrics": metric_settings(extra, scale=scale, protocol=protocol),
+        "hr_dir": str(hr_dir), "lr_dir": str(lr_dir) if lr_dir else None,
+        "sr_images": str(save_sr) if save_sr else None, **code_provenance(),
+    })
     return rows

@@ -257,9 +257,10 @@ def test_evaluate_cli_end_to_end(tmp_path: Path, set5_dir: Path, tiny_checkpoint
 
     assert meta["checkpoint"]["sha256"] == file_sha256(tiny_checkpoint)
     assert meta["checkpoint"]["loaded_as"] == "harness sidecar"
-    for key in ("precision", "device", "tile", "tile_overlap", "self_ensemble", "seed", "torch",
-                "wall_seconds", "images_per_second", "model"):
+    for key in ("precision", "device", "tile", "tile_overlap", "self_ensemble", "seed", "packages", "git",
+                "wall_seconds", "images_per_second", "model", "metrics"):
         assert key in meta, key
+    assert meta["packages"]["torch"] and "commit" in meta["git"]
     assert meta["images"] == 5 and meta["tile"] is None and meta["precision"] == "fp32"
     assert rows["run_id"].iloc[0] == f"tiny_edsr.safetensors@{meta['checkpoint']['sha256'][:12]}"
     # `auto` reads the architecture from the sidecar and gives the same rows

@@ -194,12 +194,12 @@ def test_write_reports_from_ingested_logs(tmp_path):
     files = ingest(resource_path("reference", "released_logs"), tmp_path / "results" / "reported")
     assert files[0].relative_to(tmp_path / "results").parts[0] == "reported" and len(files) == 40
     paths = write_reports(files, tmp_path / "tables", figures_dir=tmp_path / "figures")
-    tables = [f"table{n}.{ext}" for n in (2, 4, 5, 6, 7) for ext in ("md", "tex", "csv")]
+    tables = [f"table{n}.{ext}" for n in (2, 3, 4, 5, 6, 7) for ext in ("md", "tex", "csv")]
     assert sorted(p.name for p in paths) == sorted(
         [*tables, "audit_released_logs.md", "audit_released_logs.csv", "released_gains.png"]
     )
-    # without released-log rows there is no figure, but the 15 table files and the audit still appear
-    assert len(write_reports([], tmp_path / "t2", figures_dir=tmp_path / "f2")) == 17
+    # without released-log rows there is no figure, but the 18 table files and the audit still appear
+    assert len(write_reports([], tmp_path / "t2", figures_dir=tmp_path / "f2")) == 20
     md = (tmp_path / "tables" / "table2.md").read_text()
     # NLSN Manga109 log 31.3236 vs printed 31.27 (spec 8.1): +0.05
     assert "31.32 (+0.05)" in md

@@ -15,9 +15,9 @@ from pcl.models.vgg import (
     VGG19Features,
     build_vgg19,
     load_vgg19_pretrained,
-    torch_home,
     vgg19_weights_path,
 )
+from pcl.weights import hub_checkpoint_dir
 
 torch.set_num_threads(1)
 
@@ -81,12 +81,23 @@ def test_missing_weights_name_the_expected_file(tmp_path: Path, monkeypatch: pyt
         build_vgg19(pretrained=True)
 
 
-def test_torch_home_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_hub_dir_follows_torch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # torch.hub.get_dir() is the authority on where torchvision caches weights.
     monkeypatch.delenv("TORCH_HOME", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert torch_home() == tmp_path / "torch"
+    assert hub_checkpoint_dir() == Path(torch.hub.get_dir()) / "checkpoints" == tmp_path / "torch" / "hub" / "checkpoints"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert torch_home() == Path("~/.cache/torch").expanduser()
+    assert hub_checkpoint_dir() == Path(torch.hub.get_dir()) / "checkpoints"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    assert hub_checkpoint_dir() == Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def test_layers_equal_torchvision(vgg: VGG19Features) -> None:
+    import torchvision
+
+    reference = torchvision.models.vgg19(weights=None).features
+    assert list(vgg.state_dict()) == list(reference.state_dict())
+    assert [type(m) for m in vgg] == [type(m) for m in reference]
 
 
 def test_loads_a_torchvision_style_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, vgg: VGG19Features) -> None:
@@ -97,7 +108,10 @@ def test_loads_a_torchvision_style_file(tmp_path: Path, monkeypatch: pytest.Monk
     path.parent.mkdir(parents=True)
     torch.save(state, path)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    loaded = build_vgg19(normalize=False, pretrained=True)
+    # The cached file is hash-checked: a stand-in under the real name is refused with both digests.
+    with pytest.raises(PCLError, match="does not start with dcbb9e9d"):
+        build_vgg19(normalize=False, pretrained=True)
+    loaded = build_vgg19(normalize=False, pretrained=True, path=path)
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in vgg.state_dict().items())
     torch.save({"features.0.weight": torch.zeros(1)}, path)
     with pytest.raises(PCLError, match="does not hold VGG-19 features weights"):

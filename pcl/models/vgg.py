@@ -1,27 +1,26 @@
-"""VGG-19 feature extractor for the VGG configuration of P-J Table IV (spec method.md 2.4).
+"""VGG-19 feature extractor for the VGG configuration of P-J Table IV (docs/method.md, embeddings).
 
-Why our own module: the harness does not depend on torchvision, but the released ``VGGInfoNCE``
-uses torchvision's ImageNet VGG-19.  ``VGG19Features`` is an ``nn.Sequential`` with exactly the
-layout of torchvision's ``vgg19().features`` (configuration "E": 16 conv3x3+ReLU, 5 max-pools), so
-its state_dict keys are the same (``0.weight``, ``0.bias``, ``2.weight``, ...; convolutions at
-indices 0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34) and torchvision's weight file
-loads into it.
+The layers are torchvision's own ``vgg19(weights=None).features`` (configuration "E": 16
+conv3x3+ReLU, 5 max-pools), wrapped to add ImageNet normalisation and tap extraction, so the
+state_dict keys are torchvision's (``0.weight``, ``0.bias``, ``2.weight``, ...; convolutions at
+indices 0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34) and its weight file loads
+into it.  The released ``VGGInfoNCE`` uses the same ImageNet network.
 
-Taps (spec 2.4): relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 = outputs of modules 1, 6, 11, 20, 29,
+Taps: relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 = outputs of modules 1, 6, 11, 20, 29,
 numbered 0-4 for the ``layers`` setting.  ``taps`` stops after the deepest requested one.
 
 Input: RGB.  ``normalize=True`` applies the ImageNet mean/std to [0, 1] input (what the network
 was trained on; our paper-mode choice).  The released code feeds [0, R] unnormalised; do that
 with ``normalize=False`` and the input multiplied by R.
 
-Pretrained weights: ``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`` (torchvision's file name;
-TORCH_HOME defaults to $XDG_CACHE_HOME/torch or ~/.cache/torch), loaded with weights_only=True.
-The harness never downloads them; a missing file is a PCLError that names the path.
+Pretrained weights: torchvision's ``vgg19-dcbb9e9d.pth`` in the torch.hub cache
+(``$TORCH_HOME/hub/checkpoints/``), checked by ``pcl.weights`` (sha256 prefix, then the full
+digest pinned by ``pcl weights fetch vgg19``) and loaded with weights_only=True.  The harness never
+downloads them during training; a missing file is a PCLError that names the path.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,10 +29,6 @@ from torch import Tensor, nn
 
 from pcl.errors import PCLError
 
-#: torchvision configuration "E" (VGG-19): channels, 'M' = 2x2 max-pool.
-VGG19_CFG: tuple[int | str, ...] = (
-    64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
-)
 #: Indices of the conv layers in ``features`` (checked against torchvision's module listing).
 VGG19_CONV_INDICES: tuple[int, ...] = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
 #: relu1_1, relu2_1, relu3_1, relu4_1, relu5_1.
@@ -53,15 +48,12 @@ class VGG19Features(nn.Sequential):
     """
 
     def __init__(self, normalize: bool = True, frozen: bool = True) -> None:
-        layers: list[nn.Module] = []
-        in_channels = 3
-        for item in VGG19_CFG:
-            if item == "M":
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                layers.append(nn.Conv2d(in_channels, int(item), kernel_size=3, padding=1))
-                layers.append(nn.ReLU(inplace=False))
-                in_channels = int(item)
+        import torchvision
+
+        layers = list(torchvision.models.vgg19(weights=None).features)
+        for layer in layers:  # torchvision's ReLUs work in place; taps keep every activation intact
+            if isinstance(layer, nn.ReLU):
+                layer.inplace = False
         super().__init__(*layers)
         self.normalize = bool(normalize)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -101,17 +93,11 @@ class VGG19Features(nn.Sequential):
         return super().forward(self.prepare(x))
 
 
-def torch_home() -> Path:
-    """torch.hub's cache root: $TORCH_HOME, else $XDG_CACHE_HOME/torch, else ~/.cache/torch."""
-    if os.environ.get("TORCH_HOME"):
-        return Path(os.environ["TORCH_HOME"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-    return Path(cache).expanduser() / "torch"
-
-
 def vgg19_weights_path() -> Path:
-    """Where the ImageNet weights are expected: <torch home>/hub/checkpoints/vgg19-dcbb9e9d.pth."""
-    return torch_home() / "hub" / "checkpoints" / VGG19_WEIGHTS_FILE
+    """Where the ImageNet weights are expected: <torch hub dir>/checkpoints/vgg19-dcbb9e9d.pth."""
+    from pcl.weights import WEIGHTS
+
+    return WEIGHTS["vgg19"].path
 
 
 def features_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -123,8 +109,16 @@ def features_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def load_vgg19_pretrained(model: VGG19Features, path: str | Path | None = None) -> VGG19Features:
-    """Load the ImageNet weights (torchvision's file) into ``model`` strictly; PCLError if missing."""
-    path = Path(path) if path is not None else vgg19_weights_path()
+    """Load the ImageNet weights (torchvision's file) into ``model`` strictly; PCLError if missing.
+
+    The default file (the torch.hub cache) is hash-checked first; an explicit ``path`` is the
+    caller's responsibility (tests use stand-in weights).
+    """
+    if path is None:
+        from pcl.weights import verified_path
+
+        path = verified_path("vgg19")
+    path = Path(path)
     if not path.is_file():
         raise PCLError(
             f"vgg19: pretrained weights not found at {path}; place torchvision's {VGG19_WEIGHTS_FILE} "

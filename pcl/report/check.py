@@ -30,6 +30,7 @@ from pcl.errors import PCLError
 from pcl.yamlio import read_yaml
 from pcl.report.audit import to_decimal
 from pcl.report.cells import CellsMap
+from pcl.report.check_perceptual import check_table3, computed_optional_metrics, validate_table3_rule
 from pcl.report.released_logs import (
     LOG_PROTOCOL,
     LOG_SCALE,
@@ -123,8 +124,10 @@ def load_tolerances(path: Path) -> dict[str, dict]:
         if not isinstance(rule, dict) or rule.get("rule") not in RULES:
             raise PCLError(f"{where}.rule must be one of {', '.join(RULES)}")
         needed = RULES[rule["rule"]]
+        if "table3" in rule:
+            rule["table3"] = validate_table3_rule(where, rule["table3"])
         for key in rule:
-            if key not in needed:
+            if key not in needed and key != "table3":
                 raise PCLError(f"{where}.{key}: not a key of rule {rule['rule']!r}; allowed: {', '.join(needed)}")
         for key, kind in needed.items():
             if key not in rule:
@@ -513,7 +516,7 @@ def _check_finite(tier: str, rows: pd.DataFrame, report: CheckReport, cells: Cel
     else:
         _check_cells_present(tier, rows, report, cells)
     for (experiment, protocol, dataset), sub in rows.groupby(["experiment", "protocol", "dataset"], sort=True):
-        for metric in CHECK_METRICS:
+        for metric in (*CHECK_METRICS, *computed_optional_metrics(sub)):
             values = sub[metric].astype(float)
             bad = sub["image"][~values.map(math.isfinite)].tolist()
             detail = "" if not bad else f"{len(bad)}/{len(sub)} images not finite: {', '.join(map(str, bad[:5]))}"
@@ -585,6 +588,8 @@ def run_check(
             _check_released_models(tier, rule, rows, logs_dir, report)
         else:
             _check_finite(tier, rows, report, cells)
+        if "table3" in rule:
+            check_table3(tier, rule["table3"], rows, paper_dir, report, CheckItem, cells)
     for dev in deviations:
         if dev.key in ledger.occurred or dev.key in ledger.within:
             continue

@@ -36,8 +36,9 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 """Required columns, in file order."""
 
-OPTIONAL_COLUMNS: tuple[str, ...] = ("lpips", "niqe")
-"""Columns written after the required ones when a metric was computed."""
+OPTIONAL_COLUMNS: tuple[str, ...] = ("lpips", "niqe", "niqe_y")
+"""Columns written after the required ones when a metric was computed (``niqe``: the official
+MATLAB convention on rgb2gray input; ``niqe_y``: on MATLAB's Y of YCbCr)."""
 
 TIERS: tuple[str, ...] = ("reported", "bicubic", "smoke", "released", "finetune", "scratch")
 PROTOCOLS: tuple[str, ...] = ("matlab", "authors")
@@ -118,7 +119,7 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
     """Write result rows to ``path`` atomically (temp file + rename) and return the path.
 
     Why atomic: a crash mid-write must not leave a half file that later reads as a partial set.
-    Every row must hold all ``RESULT_COLUMNS``; ``lpips``/``niqe`` are optional; other keys are
+    Every row must hold all ``RESULT_COLUMNS``; ``lpips``/``niqe``/``niqe_y`` are optional; other keys are
     refused so that a typo cannot silently drop a value.  ``None`` is written as an empty cell.
     """
     path = Path(path)

@@ -11,8 +11,7 @@ catalog row key of each paper row and a function mapping (backbone, method, expe
 label.  Rows of the trained tiers (smoke, finetune, scratch) are placed by the experiment
 catalog's ``cells`` (passed in as a ``pcl.report.cells.CellsMap``, never imported from
 ``pcl.train``); other tiers, and trained experiments that feed no cell (the L1-only controls), are
-placed by name (``table2_label``).  Specs: Tables II, IV, V, VI and VII (``TABLES``); Table III
-needs LPIPS/NIQE runs.  CLI entry point: ``write_reports``.
+placed by name (``table2_label``).  Specs: Tables II-VII (``TABLES``).  CLI entry point: ``write_reports``.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from pcl.report.cells import CellsMap
 from pcl.report.results import (
     DATASET_SIZES,
     DATASETS,
+    OPTIONAL_COLUMNS,
     PROTOCOLS,
     TIERS,
     empty_results,
@@ -191,6 +191,8 @@ class TableSpec:
     named_labels: bool = False
     """Show row labels as ``column=value`` even with one label column (Table VII ``alpha=0.1``)."""
     label_header: str = "Method"
+    notes: tuple[str, ...] = ()
+    """Table-specific legend lines (how its metrics were computed)."""
 
 
 def _table2_target(row: pd.Series) -> bool:
@@ -205,6 +207,36 @@ TABLE2 = TableSpec(
     label_columns=("method",),
     is_target=_table2_target,
     number=2,
+)
+
+PERCEPTUAL_NOTES: tuple[str, ...] = (
+    "NIQE: the official MATLAB NIQE (Mittal et al. 2013, shipped pristine model, 96x96 blocks), computed by the "
+    "harness on the SR image converted with MATLAB's rgb2gray, after removing `scale` (4) pixels on every side as "
+    "SR papers do (rows also hold `niqe_y`, the same on MATLAB's Y channel). LPIPS: the `lpips` package v0.1, "
+    "AlexNet, RGB in [0, 1], on the region PSNR/SSIM score (GT mod-cropped, 4 px shaved); its cells read `–` "
+    "until the AlexNet weights are in place (`pcl weights fetch alexnet`, see reports/released_status.md). The "
+    "paper states neither setting. Lower is better for both.",
+    "The authors released no per-image LPIPS/NIQE, so the `reported` tier has no line here: the paper's values "
+    "are the only reference.",
+)
+
+
+def _table3_label(backbone: str, method: str, experiment: str) -> str | None:
+    """Table III names its EDSR rows without the variant: the harness feeds them from EDSR-L."""
+    label = table2_label(backbone, method, experiment)
+    if label is None or label.startswith(("EDSR-S", "HAN", "Bicubic")):
+        return None
+    return label.replace("EDSR-L", "EDSR")
+
+
+TABLE3 = TableSpec(
+    name="table3",
+    title="Table III: x4 NIQE / LPIPS (lower is better) of EDSR, RCAN and NLSN with and without PCL (P-J Table III)",
+    paper_file="table3.csv",
+    row_for=_table3_label,
+    label_columns=("method",),
+    number=3,
+    notes=PERCEPTUAL_NOTES,
 )
 
 TABLE4 = TableSpec(
@@ -243,6 +275,7 @@ TABLE6 = TableSpec(
     number=6,
     row_key=lambda row: f"pos{str(row['pos']).strip()}-neg{str(row['neg']).strip()}",
     label_header="Samples",
+    notes=PERCEPTUAL_NOTES[:1],
 )
 
 TABLE7 = TableSpec(
@@ -257,7 +290,7 @@ TABLE7 = TableSpec(
     label_header="Weight",
 )
 
-TABLES: tuple[TableSpec, ...] = (TABLE2, TABLE4, TABLE5, TABLE6, TABLE7)
+TABLES: tuple[TableSpec, ...] = (TABLE2, TABLE3, TABLE4, TABLE5, TABLE6, TABLE7)
 """Every table ``pcl tables`` writes, in paper order."""
 
 
@@ -483,8 +516,8 @@ def _legend(table: BuiltTable) -> list[str]:
     tiers = ", ".join(table.tiers_run) or "none"
     lines = [
         "Legend: each **paper** line (values as printed) is followed by one line per (tier, protocol, "
-        "experiment) the harness has results for; a cell reads `ours (ours - paper)` with PSNR to 2 and SSIM "
-        "to 4 decimals, `[n=k/N]` marks a set with only k of its N images, `–` a set not evaluated, "
+        "experiment) the harness has results for; a cell reads `ours (ours - paper)` to the decimals the paper prints, "
+        "`[n=k/N]` marks a set with only k of its N images, `–` a set not evaluated, "
         "`(n/c)` a tier that is not comparable with the paper; a signed zero such as `(-0.00)` is a difference "
         "smaller than half the last digit. Literature rows are paper-only. Runs trained by the harness "
         "(smoke, finetune, scratch) are placed by the `cells` of config/experiments.yaml (reports/cells.json).",
@@ -495,6 +528,8 @@ def _legend(table: BuiltTable) -> list[str]:
     ]
     for tier in table.tiers_run:
         lines.append(f"- `{tier}`: {TIER_MEANINGS.get(tier, '')}")
+    for note in table.spec.notes:
+        lines += ["", note]
     return lines
 
 
@@ -535,6 +570,11 @@ def build_table(
     scaled = results[results["scale"] == spec.scale] if len(results) else results
     summary = summarise(scaled)
     by_label: dict[str, dict[tuple[str, str, str], dict[tuple[str, str], tuple[float, int]]]] = {}
+    computed: dict[tuple[str, str, str], set[str]] = {}
+    """Metrics each (tier, protocol, experiment) holds on any set: a line whose rows hold none of the
+    table's metrics (the released logs on Table III) is left out; one evaluated only on other sets
+    is kept, showing `–`."""
+    table_metrics = {met for _, _, met in paper.columns}
     unplaced = set()
     for rec in summary.to_dict("records"):
         for label in row_labels(spec, paper, rec, cells):
@@ -544,8 +584,10 @@ def build_table(
             key = (rec["tier"], rec["protocol"], rec["experiment"])
             values = by_label.setdefault(label, {}).setdefault(key, {})
             for metric in METRICS:
-                if metric in rec:
+                # An optional metric (LPIPS, NIQE) that is NaN was not computed for this set.
+                if metric in rec and not (metric in OPTIONAL_COLUMNS and pd.isna(rec[metric])):
                     values[(rec["dataset"], metric)] = (float(rec[metric]), int(rec["n_images"]))
+                    computed.setdefault(key, set()).add(metric)
     lines: list[Line] = []
     for _, prow in paper.frame.iterrows():
         label = prow["row_label"]
@@ -554,14 +596,18 @@ def build_table(
         )
         lines.append(Line(label, "paper", "", "", paper_cells))
         ours = by_label.get(label, {})
+        shown = 0
         for tier, protocol, experiment in sorted(ours, key=lambda k: _order_key(*k)):
             values = ours[(tier, protocol, experiment)]
+            if not computed.get((tier, protocol, experiment), set()) & table_metrics:
+                continue
             row_cells = []
             for c in paper_cells:
                 hit = values.get((c.dataset, c.metric))
                 row_cells.append(Cell(c.dataset, c.metric, c.digits, c.paper_printed, *(hit if hit else (None, None))))
             lines.append(Line(label, tier, protocol, experiment, tuple(row_cells)))
-        if not ours and spec.is_target(prow):
+            shown += 1
+        if not shown and spec.is_target(prow):
             message = f"no result (tiers run: {', '.join(tiers_run) or 'none'})"
             lines.append(Line(label, "none", "", "", (), message))
     return BuiltTable(spec, paper, tuple(lines), tiers_run, tuple(sorted(unplaced)))

@@ -36,6 +36,7 @@ METHOD_SEMANTICS: dict[str, str] = {"pcl": "paper", "pcl-fixed": "paper", "pcl-r
 #: Row labels per table (paper tables, resources/reference/paper/table*.csv).
 TABLE_ROWS: dict[int, tuple[str, ...]] = {
     2: ("EDSR-S", "EDSR-S+PCL", "EDSR-L", "EDSR-L+PCL", "RCAN", "RCAN+PCL", "HAN", "HAN+PCL", "NLSN", "NLSN+PCL"),
+    3: ("EDSR", "EDSR+PCL", "RCAN", "RCAN+PCL", "NLSN", "NLSN+PCL"),
     4: ("config1", "config2", "config3", "config4", "config5"),
     5: ("EDSR-S", "EDSR-S+PCL", "EDSR-S+PCL-F"),
     6: ("pos0-neg0", "pos1-neg0", "pos0-neg1", "pos1-neg1"),
@@ -58,7 +59,7 @@ def _repo_root() -> Path:
 
 @dataclass(frozen=True)
 class Cell:
-    """A table cell an experiment feeds: ``table`` (2, 4, 5, 6, 7) and its ``row`` label."""
+    """A table cell an experiment feeds: ``table`` (2-7) and its ``row`` label."""
 
     table: int
     row: str

@@ -54,6 +54,7 @@ from torch import Tensor, nn
 
 from pcl.atomic import atomic_write_text
 from pcl.errors import PCLError
+from pcl.provenance import git_commit, package_versions
 from pcl.train.catalog import PCL_METHODS, Experiment
 from pcl.train.checkpointing import (
     CHECKPOINT_FORMAT,
@@ -144,40 +145,6 @@ def config_identity(config: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------- environment
-
-
-def git_commit() -> dict[str, Any]:
-    """Commit of the harness checkout (and whether tracked files differ from it)."""
-    from pcl.resources import REPO_ROOT
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
-
-
-def package_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    import pcl
-
-    versions = {"python": platform.python_version(), "pcl": getattr(pcl, "__version__", "?"), "torch": torch.__version__,
-                "numpy": np.__version__}
-    for name in ("safetensors", "tqdm", "pyyaml", "jsonschema", "kornia", "tensorboard"):
-        try:
-            versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
-    return versions
-
-
-
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:

@@ -7,12 +7,14 @@ rule evaluate_bicubic:
         # the discovery result the `hr` param reads (ancient: re-discovery alone re-runs nothing)
         benchmarks=ancient(BENCHMARKS_JSON),
     output:
-        "results/bicubic/bicubic/{protocol}/{dataset}.csv",
+        rows="results/bicubic/bicubic/{protocol}/{dataset}.csv",
+        sidecar="results/bicubic/bicubic/{protocol}/{dataset}.json",
     params:
         pcl=PCL,
         scale=SCALE,
         hr=lambda w: available_benchmarks()[w.dataset],
         lr=lambda w, input: str(Path(input[0]).parent / "LR"),
+        metrics=metrics_option("bicubic"),
     log:
         "logs/evaluate_bicubic/{protocol}_{dataset}.log",
     conda:
@@ -20,4 +22,4 @@ rule evaluate_bicubic:
     shell:
         "{params.pcl} evaluate --model bicubic --tier bicubic --hr-dir {params.hr} "
         "--lr-dir {params.lr} --dataset {wildcards.dataset} --scale {params.scale} "
-        "--protocol {wildcards.protocol} --out {output} 2>&1 | tee {log}"
+        "--protocol {wildcards.protocol} {params.metrics} --out {output.rows} 2>&1 | tee {log}"

@@ -16,7 +16,8 @@ SCALE = config["scale"]
 DATA = config["data_root"]
 TIERS = config["tiers"]
 PROTOCOLS = config["protocols"]
-TABLE_FILES = expand("reports/tables/table{n}.{ext}", n=[2, 4, 5, 6, 7], ext=["md", "tex", "csv"])
+TABLE_FILES = expand("reports/tables/table{n}.{ext}", n=[2, 3, 4, 5, 6, 7], ext=["md", "tex", "csv"])
+WEIGHTS_STATUS = "reports/weights_status.md"
 CELLS = "reports/cells.json"
 BENCHMARKS_JSON = f"{DATA}/benchmarks.json"
 DIV2K_HR = Path(DATA, "DIV2K", "DIV2K_train_HR")
@@ -253,3 +254,35 @@ def train_identity(wildcards):
     resolved.pop("cells", None)
     text = json.dumps(resolved, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _weights_present():
+    """{name: present} of the backbone weight files (pcl.weights imports only the standard library)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from pcl.weights import WEIGHTS
+
+    return {name: entry.path.is_file() for name, entry in WEIGHTS.items()}
+
+
+WEIGHTS_PRESENT = _weights_present()
+
+
+def metrics_option(tier):
+    """`--metrics` of an evaluation of ``tier``: the config's list, without lpips while the AlexNet
+    weights are absent (a param: placing the file re-runs the evaluations)."""
+    names = config.get("metrics", {}).get(tier, ["psnr", "ssim"])
+    if not WEIGHTS_PRESENT["alexnet"]:
+        names = [m for m in names if m != "lpips"]
+    return "--metrics " + ",".join(["psnr", "ssim", *[m for m in names if m not in ("psnr", "ssim")]])
+
+
+def weights_snapshot():
+    """Presence, size and mtime of the backbone weight files: a param of the status rule."""
+    from pcl.weights import WEIGHTS
+
+    out = []
+    for name, entry in WEIGHTS.items():
+        st = entry.path.stat() if entry.path.is_file() else None
+        out.append(f"{name}:{st.st_size}:{int(st.st_mtime)}" if st else f"{name}:absent")
+    return " ".join(out)

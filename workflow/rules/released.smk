@@ -39,6 +39,7 @@ rule evaluate_released:
         model=lambda w: RELEASED[w.experiment].backbone,
         method=lambda w: RELEASED[w.experiment].method,
         options=RELEASED_OPTIONS,
+        metrics=metrics_option("released"),
     log:
         "logs/evaluate_released/{experiment}_{protocol}_{dataset}.log",
     conda:
@@ -47,4 +48,20 @@ rule evaluate_released:
         "{params.pcl} evaluate --model {params.model} --checkpoint {input.checkpoint} --tier released "
         "--method {params.method} --experiment {wildcards.experiment} --hr-dir {params.hr} "
         "--lr-dir {params.lr} --dataset {wildcards.dataset} --scale {params.scale} "
-        "--protocol {wildcards.protocol} {params.options} --out {output.rows} 2>&1 | tee {log}"
+        "--protocol {wildcards.protocol} {params.options} {params.metrics} --out {output.rows} 2>&1 | tee {log}"
+
+
+rule weights_status:
+    # Always in the DAG: which backbone weight files (AlexNet for LPIPS, VGG-19 for Table IV
+    # config 1) are present and verified, and how to get the absent ones.
+    output:
+        WEIGHTS_STATUS,
+    params:
+        pcl=PCL,
+        snapshot=weights_snapshot(),
+    log:
+        "logs/weights_status.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} weights list --out {output} > {log} 2>&1"

@@ -79,6 +79,7 @@ rule evaluate_trained:
         lr=lambda w, input: str(Path(input.prepared).parent / "LR"),
         method=lambda w: CATALOG.get(w.experiment).method,
         device=lambda w: tier_setting(w.tier, "device"),
+        metrics=lambda w: metrics_option(w.tier),
     threads: lambda w: tier_setting(w.tier, "threads")
     resources:
         gpu=lambda w: tier_setting(w.tier, "gpus"),
@@ -90,4 +91,4 @@ rule evaluate_trained:
         "{params.pcl} evaluate --model auto --checkpoint {input.model} --tier {wildcards.tier} "
         "--method {params.method} --experiment {wildcards.experiment} --hr-dir {params.hr} "
         "--lr-dir {params.lr} --dataset {wildcards.dataset} --scale {params.scale} "
-        "--protocol {wildcards.protocol} --device {params.device} --out {output.rows} 2>&1 | tee {log}"
+        "--protocol {wildcards.protocol} --device {params.device} {params.metrics} --out {output.rows} 2>&1 | tee {log}"

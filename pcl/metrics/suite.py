@@ -1,0 +1,142 @@
+"""The metrics a result row or a `pcl score` row can hold, parsed once and computed together.
+
+Why one place: the pipeline (``pcl evaluate``), ``pcl score`` and the sidecars must agree on the
+metric names, their CSV columns, which need a ground truth, and the settings each ran with.
+
+Names: ``psnr``, ``ssim`` (Y channel under the protocol; ``pcl.metrics.psnr_ssim``), ``lpips``
+(``pcl.metrics.perceptual``), ``niqe`` (official MATLAB NIQE, input through MATLAB ``rgb2gray``)
+and ``niqe-y`` (the same on MATLAB's Y of YCbCr, BasicSR's convention) from ``pcl.metrics.niqe``,
+and ``pyiqa:<name>`` for any metric of the optional pyiqa package (``pcl.metrics.pyiqa_bridge``).
+Columns: the name with ``-`` and ``:`` turned into ``_`` (``niqe_y``, ``pyiqa_musiq``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pcl.errors import PCLError
+
+BUILTIN: tuple[str, ...] = ("psnr", "ssim", "lpips", "niqe", "niqe-y")
+FULL_REFERENCE: frozenset[str] = frozenset({"psnr", "ssim", "lpips"})
+LOWER_IS_BETTER: frozenset[str] = frozenset({"lpips", "niqe", "niqe-y"})
+
+
+def column(name: str) -> str:
+    """CSV column of a metric name (``niqe-y`` -> ``niqe_y``, ``pyiqa:musiq`` -> ``pyiqa_musiq``)."""
+    return name.replace("-", "_").replace(":", "_")
+
+
+def parse_metrics(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Validate a comma-separated list (or a list) of metric names, keeping order, dropping repeats."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    names = [str(i).strip().lower() for i in items if str(i).strip()]
+    if not names:
+        raise PCLError(f"no metric named; use some of {', '.join(BUILTIN)} or pyiqa:<name>")
+    for name in names:
+        if name in BUILTIN:
+            continue
+        if name.startswith("pyiqa:") and len(name) > len("pyiqa:"):
+            continue
+        raise PCLError(f"unknown metric {name!r}; use {', '.join(BUILTIN)} or pyiqa:<name>")
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass
+class MetricSuite:
+    """Scores SR images (and their GT when given) with a set of metrics on one device.
+
+    ``scale`` and ``protocol`` define the PSNR/SSIM/LPIPS region (GT mod-cropped, ``scale`` px
+    shaved); ``niqe_crop`` pixels are removed on every side before NIQE (the pipeline passes the
+    scale, as SR papers do; ``pcl score`` passes ``--crop-border``, default 0).
+    """
+
+    metrics: tuple[str, ...]
+    scale: int = 4
+    protocol: str = "matlab"
+    niqe_crop: int = 0
+    device: str = "cpu"
+    check_hash: bool = True
+    _lpips: Any = field(default=None, init=False, repr=False)
+    _pyiqa: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from pcl.metrics.psnr_ssim import check_protocol
+
+        self.metrics = parse_metrics(self.metrics)
+        check_protocol(self.protocol)
+        if "lpips" in self.metrics:
+            from pcl.metrics.perceptual import LPIPSScorer
+
+            self._lpips = LPIPSScorer(self.device, check_hash=self.check_hash)
+        for name in self.metrics:
+            if name.startswith("pyiqa:"):
+                from pcl.metrics.pyiqa_bridge import PyiqaMetric
+
+                self._pyiqa[name] = PyiqaMetric(name.split(":", 1)[1], device=self.device)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(column(m) for m in self.metrics)
+
+    def needs_reference(self) -> list[str]:
+        """The chosen metrics that compare with a ground truth."""
+        return [m for m in self.metrics if m in FULL_REFERENCE or (m in self._pyiqa and self._pyiqa[m].full_reference)]
+
+    def score(self, sr: np.ndarray, hr: np.ndarray | None) -> dict[str, float]:
+        """{column: value} for one uint8 SR image (``hr``: its GT, not mod-cropped; None for NR only)."""
+        out: dict[str, float] = {}
+        if {"psnr", "ssim"} & set(self.metrics):
+            from pcl.metrics.psnr_ssim import evaluate_pair
+
+            psnr, ssim = evaluate_pair(sr, _mod_crop(self._gt(hr), self.scale), scale=self.scale,
+                                       protocol=self.protocol, device=self.device)
+            out.update({k: v for k, v in (("psnr", psnr), ("ssim", ssim)) if k in self.metrics})
+        for name in self.metrics:
+            if name == "lpips":
+                out["lpips"] = self._lpips.score(sr, self._gt(hr), scale=self.scale)
+            elif name in ("niqe", "niqe-y"):
+                from pcl.metrics.niqe import niqe
+
+                out[column(name)] = niqe(sr, convention=name, crop_border=self.niqe_crop)
+            elif name in self._pyiqa:
+                out[column(name)] = self._pyiqa[name].score(sr, None if hr is None else self._gt(hr))
+        return out
+
+    def _gt(self, hr: np.ndarray | None) -> np.ndarray:
+        if hr is None:
+            raise PCLError(f"metrics {', '.join(self.needs_reference())} need ground truth; pass --hr-dir")
+        return hr
+
+    def describe(self) -> dict[str, Any]:
+        """Settings for a JSON sidecar: every metric and how it was computed."""
+        info: dict[str, Any] = {"metrics": list(self.metrics), "scale": self.scale, "protocol": self.protocol}
+        if {"psnr", "ssim"} & set(self.metrics):
+            info["psnr_ssim"] = f"Y channel, protocol {self.protocol}, GT mod-cropped to x{self.scale}, {self.scale} px shaved"
+        if self._lpips is not None:
+            info["lpips"] = self._lpips.describe()
+        if {"niqe", "niqe-y"} & set(self.metrics):
+            info["niqe"] = {**_niqe_settings(), "crop_border": self.niqe_crop}
+        for name, metric in self._pyiqa.items():
+            info[column(name)] = metric.describe()
+        return info
+
+
+def _niqe_settings() -> dict[str, Any]:
+    from pcl.metrics.niqe import NIQE_MIN_SIZE, model_path
+    from pcl.weights import sha256_file
+
+    path = model_path()
+    return {
+        "implementation": "pcl.metrics.niqe: the official MATLAB NIQE (computequality.m) step by step",
+        "block": NIQE_MIN_SIZE, "scales": 2,
+        "niqe": "input converted with MATLAB rgb2gray (uint8)", "niqe_y": "input converted to MATLAB Y of YCbCr (uint8)",
+        "pristine_model": str(path), "pristine_model_sha256": sha256_file(path),
+    }
+
+
+def _mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    return img[: h - h % scale, : w - w % scale]

@@ -1,0 +1,118 @@
+"""``pcl score``: score any folder of SR images, with or without their ground truth.
+
+Why: researchers already have SR outputs (their own model's, a baseline's, the harness's
+``--save-sr`` folders) and want the same numbers the tables use, without running a model.  SR and
+HR files pair by file stem; the usual suffixes that SR code appends to a stem (``_x4``, ``x4``,
+``_SR``, ``_x4_SR``) are also accepted.  Every unpaired file is named, and nothing is written then.
+One row per image (column ``image`` and one column per metric) plus a JSON sidecar with the
+settings and package versions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+from pcl.atomic import atomic_write_text
+from pcl.data.images import list_images, read_image
+from pcl.errors import PCLError
+from pcl.metrics.suite import FULL_REFERENCE, MetricSuite
+
+_SUFFIX = re.compile(r"(?:_?x\d+)?(?:_(?:sr|out|rlt|result))?$", re.IGNORECASE)
+
+
+def _key(stem: str) -> str:
+    return _SUFFIX.sub("", stem).lower() or stem.lower()
+
+
+def pair_files(sr_dir: Path, hr_dir: Path | None) -> list[tuple[str, Path, Path | None]]:
+    """(image name, SR path, HR path or None) for every SR image; PCLError naming unpaired files."""
+    sr_files = list_images(Path(sr_dir))
+    if not sr_files:
+        raise PCLError(f"{sr_dir}: no images found (PNG, BMP, JPEG, TIFF); point --sr-dir at a folder of SR images")
+    if hr_dir is None:
+        return [(p.stem, p, None) for p in sr_files]
+    hr_files = list_images(Path(hr_dir))
+    by_stem = {p.stem: p for p in hr_files}
+    by_key: dict[str, Path] = {}
+    for p in hr_files:
+        by_key.setdefault(_key(p.stem), p)
+    pairs, used = [], set()
+    unpaired_sr = []
+    for sr in sr_files:
+        hr = by_stem.get(sr.stem) or by_key.get(_key(sr.stem))
+        if hr is None:
+            unpaired_sr.append(sr.name)
+            continue
+        pairs.append((hr.stem, sr, hr))
+        used.add(hr)
+    unpaired_hr = [p.name for p in hr_files if p not in used]
+    if unpaired_sr or unpaired_hr:
+        parts = []
+        if unpaired_sr:
+            parts.append(f"SR without HR in {hr_dir}: {', '.join(unpaired_sr)}")
+        if unpaired_hr:
+            parts.append(f"HR without SR in {sr_dir}: {', '.join(unpaired_hr)}")
+        raise PCLError("; ".join(parts) + "; SR and HR pair by file stem, so rename or remove these files")
+    return pairs
+
+
+def score_folder(
+    sr_dir: Path,
+    out: Path,
+    *,
+    metrics: tuple[str, ...],
+    hr_dir: Path | None = None,
+    protocol: str = "matlab",
+    scale: int = 4,
+    crop_border: int = 0,
+    device: str = "cpu",
+) -> list[dict]:
+    """Score every SR image of ``sr_dir``; write ``out`` (CSV) and ``out`` with ``.json`` (settings)."""
+    from pcl.metrics.suite import parse_metrics
+
+    names = parse_metrics(metrics)
+    if hr_dir is None:
+        needs = [m for m in names if m in FULL_REFERENCE]
+        if needs:
+            raise PCLError(f"metrics {', '.join(needs)} compare with ground truth; pass --hr-dir, or use only niqe, niqe-y")
+    if isinstance(crop_border, bool) or crop_border < 0:
+        raise PCLError(f"--crop-border must be a non-negative integer (got {crop_border!r})")
+    pairs = pair_files(Path(sr_dir), Path(hr_dir) if hr_dir else None)
+    suite = MetricSuite(names, scale=scale, protocol=protocol, niqe_crop=crop_border, device=device)
+    if hr_dir is None and suite.needs_reference():
+        raise PCLError(f"metrics {', '.join(suite.needs_reference())} compare with ground truth; pass --hr-dir")
+    rows = []
+    t0 = time.perf_counter()
+    from tqdm import tqdm
+
+    for name, sr_path, hr_path in tqdm(pairs, desc="score", unit="img", leave=False):
+        sr = read_image(sr_path)
+        hr = read_image(hr_path) if hr_path is not None else None
+        try:
+            values = suite.score(sr, hr)
+        except PCLError as exc:
+            raise PCLError(f"{sr_path}: {exc}") from None
+        rows.append({"image": name, **values})
+    _write(Path(out), rows, suite.columns)
+    from pcl.provenance import code_provenance
+
+    sidecar = {
+        "sr_dir": str(sr_dir), "hr_dir": str(hr_dir) if hr_dir else None, "images": len(rows),
+        "seconds": time.perf_counter() - t0, "device": device, "crop_border_niqe": crop_border,
+        **suite.describe(), **code_provenance(),
+    }
+    atomic_write_text(Path(out).with_suffix(".json"), json.dumps(sidecar, indent=2, default=str) + "\n")
+    return rows
+
+
+def _write(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
+    lines = [",".join(("image", *columns))]
+    for row in rows:
+        image = row["image"]
+        if any(ch in image for ch in ',"\n'):
+            image = '"' + image.replace('"', '""') + '"'
+        lines.append(",".join([image, *(repr(float(row[c])) for c in columns)]))
+    atomic_write_text(path, "\n".join(lines) + "\n")
