@@ -1,6 +1,6 @@
 """Tests for pcl.models: key layout, sizes, forward semantics of the backbones and E_D.
 
-Expected key lists are generated here from the key patterns written in spec backbones.md
+Expected key lists are generated here from the key patterns written in docs/backbones.md
 (sections 1.2, 1.3, 3, 4, 5, 6.1, 7.2), never from the models under test.  Forwards use reduced
 configurations; paper-size models are only built on the meta device.
 """
@@ -32,7 +32,7 @@ Shape = tuple[int, ...]
 KeyList = list[tuple[str, Shape]]
 
 # --------------------------------------------------------------------------------------------
-# Expected state_dict layouts, written out from the spec's key patterns
+# Expected state_dict layouts, written out from the key patterns of docs/backbones.md
 # --------------------------------------------------------------------------------------------
 
 
@@ -42,12 +42,12 @@ def conv(prefix: str, cout: int, cin: int, k: int = 3) -> KeyList:
 
 
 def mean_shift_keys() -> KeyList:
-    # spec 1.2: sub_mean then add_mean, weight [3,3,1,1], bias [3]
+    # docs/backbones.md §1.2: sub_mean then add_mean, weight [3,3,1,1], bias [3]
     return conv("sub_mean", 3, 3, 1) + conv("add_mean", 3, 3, 1)
 
 
 def tail_keys(c: int, scale: int) -> KeyList:
-    # spec 1.3 (x4) and the task's x2/x3 definition: C->4C per x2 stage, C->9C for x3, then C->3.
+    # docs/backbones.md §1.3 (x4) and the task's x2/x3 definition: C->4C per x2 stage, C->9C for x3, then C->3.
     if scale == 4:
         ups = conv("tail.0.0", 4 * c, c) + conv("tail.0.2", 4 * c, c)
     else:
@@ -56,7 +56,7 @@ def tail_keys(c: int, scale: int) -> KeyList:
 
 
 def edsr_keys(c: int, b: int, scale: int = 4) -> KeyList:
-    # spec 3
+    # docs/backbones.md §3
     keys = mean_shift_keys() + conv("head.0", c, 3)
     for i in range(b):
         keys += conv(f"body.{i}.body.0", c, c) + conv(f"body.{i}.body.2", c, c)
@@ -64,7 +64,7 @@ def edsr_keys(c: int, b: int, scale: int = 4) -> KeyList:
 
 
 def rcan_trunk_keys(c: int, b: int, g: int, r: int) -> KeyList:
-    # spec 4 (head and body)
+    # docs/backbones.md §4 (head and body)
     keys = conv("head.0", c, 3)
     for gi in range(g):
         for bi in range(b):
@@ -80,14 +80,14 @@ def rcan_keys(c: int, b: int, g: int, r: int, scale: int = 4) -> KeyList:
 
 
 def han_keys(c: int, b: int, r: int, scale: int = 4) -> KeyList:
-    # spec 5: RCAN trunk (10 groups) + csa, la, last_conv, last before the tail
+    # docs/backbones.md §5: RCAN trunk (10 groups) + csa, la, last_conv, last before the tail
     extra = [("csa.gamma", (1,)), ("csa.conv.weight", (1, 1, 3, 3, 3)), ("csa.conv.bias", (1,)), ("la.gamma", (1,))]
     extra += conv("last_conv", c, 11 * c) + conv("last", c, 2 * c)
     return mean_shift_keys() + rcan_trunk_keys(c, b, 10, r) + extra + tail_keys(c, scale)
 
 
 def nlsn_keys(c: int, b: int, scale: int = 4) -> KeyList:
-    # spec 6.1: NLSA at 0 and after every 8th ResBlock; final conv at B + 1 + B // 8
+    # docs/backbones.md §6.1: NLSA at 0 and after every 8th ResBlock; final conv at B + 1 + B // 8
     keys = mean_shift_keys() + conv("head.0", c, 3)
     index = 0
 
@@ -107,7 +107,7 @@ def nlsn_keys(c: int, b: int, scale: int = 4) -> KeyList:
 
 
 def disc_keys(use_wavelet: bool = True, patch_d: bool = True, patch_size: int = 192) -> KeyList:
-    # spec 7.2: features.{k}.0 conv (no bias) + features.{k}.1 BN, classifier, then DWT2 buffers
+    # docs/backbones.md §7.2: features.{k}.0 conv (no bias) + features.{k}.1 BN, classifier, then DWT2 buffers
     widths = [64, 64, 128, 128, 256, 256, 512, 512]
     cin = 9 if use_wavelet else 3
     keys: KeyList = []
@@ -167,7 +167,7 @@ def test_small_config_keys_match_spec_patterns(name: str, scale: int) -> None:
     assert layout(model) == expected_small_keys(name, scale)
 
 
-# (name, expected key list from the spec patterns, state_dict entries from spec 2.2)
+# (name, expected key list from the spec patterns, state_dict entries from docs/backbones.md §2.2)
 PAPER_LAYOUTS = [
     ("edsr-s", lambda: edsr_keys(64, 16), 78),
     ("edsr-l", lambda: edsr_keys(256, 32), 142),
@@ -183,7 +183,7 @@ def test_paper_config_keys_and_entry_counts(name: str, expected, entries: int) -
     with torch.device("meta"):
         model = build_model(name)
     keys = expected()
-    assert len(keys) == entries  # the pattern list itself reproduces the spec 2.2 count
+    assert len(keys) == entries  # the pattern list itself reproduces the docs/backbones.md §2.2 count
     assert layout(model) == keys
 
 
@@ -191,7 +191,7 @@ def test_linear_head_discriminator_keys() -> None:
     with torch.device("meta"):
         model = build_model("embedding", patch_d=False, patch_size=192)
     keys = disc_keys(patch_d=False, patch_size=192)
-    assert len(keys) == 56  # spec 2.2: wavelet + linear head
+    assert len(keys) == 56  # docs/backbones.md §2.2: wavelet + linear head
     assert layout(model) == keys
 
 
@@ -201,7 +201,7 @@ def test_rgb_discriminator_keys() -> None:
     assert layout(model) == disc_keys(use_wavelet=False)  # no DWT2 buffers, 3 input channels
 
 
-# Total parameter counts measured on the official classes (spec backbones.md 2.2).
+# Total parameter counts measured on the official classes (docs/backbones.md §2.2).
 PAPER_PARAMS = {
     "edsr-s": 1_517_595,
     "edsr-l": 43_089_947,
@@ -223,13 +223,13 @@ def test_discriminator_counts_and_buffers() -> None:
     with torch.device("meta"):
         patch = build_model("embedding")
         linear = build_model("embedding", patch_d=False, patch_size=192)
-    assert sum(b.numel() for b in patch.buffers()) == 3_856  # spec 2.2: BN stats + 4 Haar filters
-    assert count_parameters(linear) == 23_567_169  # spec 2.2: wavelet + linear head, patch 192
+    assert sum(b.numel() for b in patch.buffers()) == 3_856  # docs/backbones.md §2.2: BN stats + 4 Haar filters
+    assert count_parameters(linear) == 23_567_169  # docs/backbones.md §2.2: wavelet + linear head, patch 192
 
 
 @pytest.mark.parametrize(("c", "b"), [(64, 16), (256, 32), (16, 3)])
 def test_edsr_closed_form(c: int, b: int) -> None:
-    # spec 2.2: 24 + 28C + B(18C^2 + 2C) + (9C^2 + C) + 2(36C^2 + 4C) + (27C + 3)
+    # docs/backbones.md §2.2: 24 + 28C + B(18C^2 + 2C) + (9C^2 + C) + 2(36C^2 + 4C) + (27C + 3)
     expected = 24 + 28 * c + b * (18 * c * c + 2 * c) + (9 * c * c + c) + 2 * (36 * c * c + 4 * c) + (27 * c + 3)
     with torch.device("meta"):
         model = build_model("edsr", n_feats=c, n_resblocks=b)
@@ -239,14 +239,14 @@ def test_edsr_closed_form(c: int, b: int) -> None:
 def test_names_presets_and_trainable_counts() -> None:
     assert set(PAPER_CONFIGS) == {"edsr-s", "edsr-l", "rcan", "han", "nlsn", "embedding"}
     assert {"edsr", "edsr-s", "edsr-l", "edsr-baseline", "rcan", "han", "nlsn", "embedding"} <= set(MODEL_NAMES)
-    assert PAPER_CONFIGS["nlsn"]["rgb_range"] == 1  # spec 2.1: NLSN scripts use rgb_range 1
+    assert PAPER_CONFIGS["nlsn"]["rgb_range"] == 1  # docs/backbones.md §2.1: NLSN scripts use rgb_range 1
     assert PAPER_CONFIGS["rcan"]["rgb_range"] == 255
     with torch.device("meta"):
         base = build_model("edsr-baseline")
         large = build_model("EDSR_L")
     assert layout(base) == edsr_keys(64, 16)
-    assert large.body[0].res_scale == 0.1  # spec 2.1
-    # spec 2.2 'trainable (PCL/EDSR code)': the 24 MeanShift scalars are frozen
+    assert large.body[0].res_scale == 0.1  # docs/backbones.md §2.1
+    # docs/backbones.md §2.2 'trainable (PCL/EDSR code)': the 24 MeanShift scalars are frozen
     assert sum(p.numel() for p in base.parameters() if p.requires_grad) == 1_517_571
 
 
@@ -296,7 +296,7 @@ def test_output_shapes(name: str, scale: int) -> None:
 
 
 def raw_edsr(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The official EDSR forward on 0..R inputs, written out from spec 3 with functional ops."""
+    """The official EDSR forward on 0..R inputs, written out from docs/backbones.md §3 with functional ops."""
 
     def conv3(t: torch.Tensor, layer: torch.nn.Conv2d) -> torch.Tensor:
         return F.conv2d(t, layer.weight, layer.bias, padding=layer.padding)
@@ -323,7 +323,7 @@ def test_rgb_range_convention_edsr() -> None:
         ours = model(x)
         reference = raw_edsr(model, x * 255) / 255
     assert torch.allclose(ours, reference, rtol=0, atol=1e-6)
-    assert model.sub_mean.bias.tolist() == pytest.approx([-114.444, -111.4605, -103.02], rel=1e-6)  # spec 1.2
+    assert model.sub_mean.bias.tolist() == pytest.approx([-114.444, -111.4605, -103.02], rel=1e-6)  # docs/backbones.md §1.2
     assert not any(p.requires_grad for p in model.sub_mean.parameters())
     assert infer_rgb_range(model.state_dict()) == pytest.approx(255, rel=1e-5)
 
@@ -336,7 +336,7 @@ def test_rgb_range_changes_only_the_mean_shift_bias() -> None:
     differing = [k for k in sa if not torch.equal(sa[k], sb[k])]
     assert {"sub_mean.bias", "add_mean.bias"} <= set(differing)
     assert torch.equal(sa["sub_mean.weight"], sb["sub_mean.weight"])
-    assert sa["sub_mean.bias"].tolist() == pytest.approx([-0.4488, -0.4371, -0.4040])  # spec 1.2, rgb_range 1
+    assert sa["sub_mean.bias"].tolist() == pytest.approx([-0.4488, -0.4371, -0.4040])  # docs/backbones.md §1.2, rgb_range 1
     assert infer_rgb_range(sa) == pytest.approx(1.0)
 
 
@@ -352,7 +352,7 @@ def test_forward_uses_loaded_mean_shift() -> None:
 
 
 def han_no_attention(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """HAN with LAM and CSAM replaced by identities (spec 5.1 with both gammas 0)."""
+    """HAN with LAM and CSAM replaced by identities (docs/backbones.md §5.1 with both gammas 0)."""
     t = model.head(model.sub_mean(x))
     outputs, res = [], t
     for layer in model.body:
@@ -366,7 +366,7 @@ def han_no_attention(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 def test_han_at_init_equals_no_attention_path() -> None:
     torch.manual_seed(4)
     model = build_model("han", **SMALL["han"]).eval()
-    assert model.la.gamma.item() == 0 and model.csa.gamma.item() == 0  # spec 5.1
+    assert model.la.gamma.item() == 0 and model.csa.gamma.item() == 0  # docs/backbones.md §5.1
     x = torch.rand(1, 3, 5, 6) * 255
     with torch.no_grad():
         reference = han_no_attention(model, x)
@@ -382,11 +382,11 @@ def test_han_at_init_equals_no_attention_path() -> None:
 
 
 def test_nlsn_layout_rules() -> None:
-    assert nlsa_positions(32) == [0, 9, 18, 27, 36]  # spec 6.1
-    # spec 6.3: L < 288 -> 2 buckets; 128 buckets once L // 144 >= 127 (L >= 18,288)
+    assert nlsa_positions(32) == [0, 9, 18, 27, 36]  # docs/backbones.md §6.1
+    # docs/backbones.md §6.3: L < 288 -> 2 buckets; 128 buckets once L // 144 >= 127 (L >= 18,288)
     assert bucket_count(144, 144) == 2 and bucket_count(287, 144) == 2
     assert bucket_count(18_287, 144) == 126 and bucket_count(18_288, 144) == 128
-    assert bucket_count(48 * 48, 144) == 16  # spec 6.3: rotations (1, 64, 4, 8) at LR 48
+    assert bucket_count(48 * 48, 144) == 16  # docs/backbones.md §6.3: rotations (1, 64, 4, 8) at LR 48
 
 
 def test_nlsn_seed_determinism_and_rotation_draws(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -426,7 +426,7 @@ def test_nlsn_too_small_input() -> None:
 
 def test_nlsa_single_chunk_is_dense_attention() -> None:
     # With L == chunk_size there is one chunk; own/previous/next are the same chunk, so every hash
-    # round computes dense attention softmax(q . k/|k|) v over all positions (spec 6.2 steps 7-8).
+    # round computes dense attention softmax(q . k/|k|) v over all positions (docs/backbones.md §6.2 steps 7-8).
     torch.manual_seed(6)
     attn = NonLocalSparseAttention(8, n_hashes=3, chunk_size=12, res_scale=0.5)
     x = torch.randn(2, 8, 3, 4)
@@ -440,7 +440,7 @@ def test_nlsa_single_chunk_is_dense_attention() -> None:
 
 
 def test_nlsa_matches_loop_reference_with_padding(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loop-based rewrite of spec 6.2 (tail-copy padding, cyclic neighbours, round softmax)."""
+    """Loop-based rewrite of docs/backbones.md §6.2 (tail-copy padding, cyclic neighbours, round softmax)."""
     torch.manual_seed(7)
     n_hashes, chunk, c_in = 2, 6, 8
     attn = NonLocalSparseAttention(c_in, n_hashes=n_hashes, chunk_size=chunk, res_scale=0.1)
@@ -493,7 +493,7 @@ def test_haar_bands_on_a_2x2_block() -> None:
     bands = haar_detail_bands(x)
     assert bands.shape == (1, 9, 1, 1)
     a, b, c, d = 1.0, 2.0, 3.0, 5.0
-    # spec 7.1 / method 2.1: band0=(a+b-c-d)/2, band1=(a-b+c-d)/2, band2=(a-b-c+d)/2, band-major
+    # docs/backbones.md §7.1 / method 2.1: band0=(a+b-c-d)/2, band1=(a-b+c-d)/2, band2=(a-b-c+d)/2, band-major
     per_band = [(a + b - c - d) / 2, (a - b + c - d) / 2, (a - b - c + d) / 2]
     expected = [per_band[band] * (ch + 1) for band in range(3) for ch in range(3)]
     assert bands.flatten().tolist() == pytest.approx(expected, abs=1e-5)
@@ -516,7 +516,7 @@ def test_haar_bands_odd_sizes_reflect(h: int, w: int) -> None:
 
 def test_haar_buffers() -> None:
     dwt = HaarDWT()
-    s = 0.70710677  # spec 7.1: float32 1/sqrt(2)
+    s = 0.70710677  # docs/backbones.md §7.1: float32 1/sqrt(2)
     expected = {
         "h0_col": ((1, 1, 2, 1), [s, s]),
         "h1_col": ((1, 1, 2, 1), [s, -s]),
@@ -550,10 +550,10 @@ def test_embedding_features_pre_and_post_activation() -> None:
         post, logits_post = net.forward_features(x)
         pre, logits_pre = net.forward_features(x, pre_activation=True)
         logits = net(x)
-    widths = [64, 64, 128, 128, 256, 256, 512, 512]  # spec 7.2
+    widths = [64, 64, 128, 128, 256, 256, 512, 512]  # docs/backbones.md §7.2
     sizes = [32, 16, 16, 8, 8, 4, 4, 2]  # wavelet halves 64 -> 32, then stride-2 blocks
     assert [tuple(f.shape) for f in post] == [(2, wd, s, s) for wd, s in zip(widths, sizes)]
-    assert logits.shape == (2, 1, 4, 4)  # spec 7.2: 4x4 patch logits
+    assert logits.shape == (2, 1, 4, 4)  # docs/backbones.md §7.2: 4x4 patch logits
     assert torch.allclose(logits_post, logits) and torch.allclose(logits_pre, logits)
     for p, q in zip(pre, post):
         assert torch.allclose(q, F.leaky_relu(p, 0.2))  # released features are post-activation

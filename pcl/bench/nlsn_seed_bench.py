@@ -1,6 +1,6 @@
 """Measurement (`pcl bench nlsn-seed`): how much NLSN's per-image PSNR/SSIM move with the seed.
 
-Why: every NLSA forward draws random hashing rotations (spec backbones.md 6.3), so the authors'
+Why: every NLSA forward draws random hashing rotations (docs/backbones.md §6.3), so the authors'
 released NLSN logs came from one unknown random state (on a GPU, whose generator differs from the
 CPU's).  Our seeded evaluation of the same weights can therefore not match the log exactly; the
 per-image comparison of ``pcl check`` (tier ``released``) needs a tolerance of the size of the seed

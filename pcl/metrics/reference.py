@@ -2,7 +2,7 @@
 
 Why it exists: the vectorised torch path in :mod:`pcl.metrics.psnr_ssim` is what the harness
 runs; this module re-derives the same numbers one image at a time, the way the authors' cv2
-script and MATLAB's ``Evaluate_PSNR_SSIM.m`` spell them (spec §7.1, §7.2): Y conversion,
+script and MATLAB's ``Evaluate_PSNR_SSIM.m`` spell them (docs/protocols.md §3, §7.2): Y conversion,
 mod-crop, shave, MSE, and SSIM from a full 11x11 2-D Gaussian window correlated in 'valid' mode
 (MATLAB ``filter2(..., 'valid')``).  It deliberately shares no code with the torch path, so
 the tests and the benchmark compare two independent implementations.  Speed is not a goal.

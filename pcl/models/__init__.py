@@ -3,7 +3,7 @@
 Why a factory with a closed keyword list: configurations come from YAML files and the command
 line, so a misspelt keyword must fail loudly (PCLError naming the valid ones) instead of being
 ignored the way argparse namespaces are in the official code.  Defaults are the paper
-configurations at x4 (spec backbones.md 2.1); NLSN alone defaults to rgb_range 1.
+configurations at x4 (docs/backbones.md §2.1); NLSN alone defaults to rgb_range 1.
 
 Every SR model takes RGB in [0, 1] and returns [0, 1]-scaled output; see ``pcl.models.common``.
 """
@@ -85,7 +85,7 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of parameter scalars, frozen MeanShift ones included (the spec's 'total'); no buffers."""
+    """Number of parameter scalars, frozen MeanShift ones included (docs/backbones.md §2.2); no buffers."""
     return sum(p.numel() for p in model.parameters())
 
 

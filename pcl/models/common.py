@@ -2,7 +2,7 @@
 
 Why this module exists: EDSR, RCAN, HAN and NLSN all come from the EDSR-PyTorch code family and
 share the mean-shift layers, the residual block and the upsampler.  Their state_dict key names
-and ``nn.Sequential`` indices must match the official classes exactly (spec backbones.md 1.2, 1.3,
+and ``nn.Sequential`` indices must match the official classes exactly (docs/backbones.md §1.2, 1.3,
 11) so that released checkpoints load strictly; keeping the pieces in one place keeps the indices
 consistent across the five networks.
 
@@ -23,9 +23,9 @@ from torch import Tensor, nn
 
 from pcl.errors import PCLError
 
-#: DIV2K RGB mean used by every network of the family (spec backbones.md 1.2).
+#: DIV2K RGB mean used by every network of the family (docs/backbones.md §1.2).
 DIV2K_RGB_MEAN: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
-#: The family divides by a unit standard deviation (spec backbones.md 1.2).
+#: The family divides by a unit standard deviation (docs/backbones.md §1.2).
 UNIT_RGB_STD: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 #: Scales for which an upsampler is defined (x2, x3, x4).
@@ -42,7 +42,7 @@ class MeanShift(nn.Conv2d):
 
     Why a convolution and not a constant: the official checkpoints store ``weight`` [3,3,1,1] and
     ``bias`` [3] for ``sub_mean`` and ``add_mean``, and released RCAN weights may hold trained,
-    non-analytic values (spec 1.2).  The analytic values are only the construction-time default;
+    non-analytic values (docs/backbones.md §1.2).  The analytic values are only the construction-time default;
     the forward always uses whatever tensors were loaded.
     """
 
@@ -119,7 +119,7 @@ class Upsampler(nn.Sequential):
     """Sub-pixel upsampler with the EDSR-PyTorch indices.
 
     x2: conv C->4C, PixelShuffle(2) (indices 0, 1); x3: conv C->9C, PixelShuffle(3);
-    x4: two x2 stages (indices 0..3).  No activation, no BN (spec 1.3).
+    x4: two x2 stages (indices 0..3).  No activation, no BN (docs/backbones.md §1.3).
     """
 
     def __init__(self, scale: int, n_feats: int) -> None:
@@ -136,7 +136,7 @@ class Upsampler(nn.Sequential):
 
 
 def make_tail(scale: int, n_feats: int, n_colors: int) -> nn.Sequential:
-    """``tail`` = [Upsampler, conv C->n_colors]: keys tail.0.* and tail.1.* (spec 1.3)."""
+    """``tail`` = [Upsampler, conv C->n_colors]: keys tail.0.* and tail.1.* (docs/backbones.md §1.3)."""
     return nn.Sequential(Upsampler(scale, n_feats), default_conv(n_feats, n_colors, 3))
 
 

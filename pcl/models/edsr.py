@@ -1,7 +1,7 @@
 """EDSR (Lim et al., 2017) with the EDSR-PyTorch state_dict layout.
 
 Why one class for EDSR-S and EDSR-L: the official code builds both from the same class; only
-n_resblocks, n_feats and res_scale differ (spec backbones.md 2.1, 3).  Key order: sub_mean,
+n_resblocks, n_feats and res_scale differ (docs/backbones.md §2.1, 3).  Key order: sub_mean,
 add_mean, head, body, tail - the order in which the official constructor registers them.
 """
 

@@ -1,4 +1,4 @@
-"""PCL embedding network E_D = the released wavelet patch discriminator (spec backbones.md 7,
+"""PCL embedding network E_D = the released wavelet patch discriminator (docs/backbones.md §7,
 method.md 2).
 
 Why a hand-written Haar transform: the released code uses ``pytorch_wavelets.DWTForward(J=1,

@@ -1,5 +1,5 @@
 """HAN (Niu et al., 2020): the RCAN trunk plus layer attention (LAM) and channel-spatial
-attention (CSAM), with the official state_dict layout (spec backbones.md 5).
+attention (CSAM), with the official state_dict layout (docs/backbones.md §5).
 
 Why n_resgroups must be 10: ``last_conv`` fuses the 10 group outputs and the body-final conv
 output, and the official code hard-wires its input to 11 * C channels.  Any other group count
@@ -83,7 +83,7 @@ class HAN(SRModel):
                 f"{HAN_RESGROUPS + 1} layers), got {n_resgroups!r}; shrink n_resblocks or n_feats instead"
             )
         check_rcan_sizes("han", n_resgroups, n_resblocks, n_feats, reduction)
-        self.res_scale = res_scale  # never applied, as in the official code (spec 4.3)
+        self.res_scale = res_scale  # never applied, as in the official code (docs/backbones.md §4.3)
         self._setup_io("han", scale, n_colors, rgb_range)
         self.head = nn.Sequential(default_conv(n_colors, n_feats, 3))
         groups: list[nn.Module] = [ResidualGroup(n_feats, reduction, n_resblocks) for _ in range(n_resgroups)]
@@ -103,7 +103,7 @@ class HAN(SRModel):
         for layer in self.body:
             res = layer(res)
             outputs.append(res)
-        # Newest first: channels [0:C] of last_conv belong to the body-final conv (spec 5.1).
+        # Newest first: channels [0:C] of last_conv belong to the body-final conv (docs/backbones.md §5.1).
         stack = torch.stack(outputs[::-1], dim=1)
         fused = self.last_conv(self.la(stack))
         spatial = self.csa(res)

@@ -1,6 +1,6 @@
 """NLSN (Mei et al., 2021): EDSR body interleaved with non-local sparse attention (NLSA).
 
-Exactness notes (spec backbones.md 6, 11.5): every NLSA forward draws its random rotations with
+Exactness notes (docs/backbones.md §6, 11.5): every NLSA forward draws its random rotations with
 one ``torch.randn`` call of shape (1, C/4, n_hashes, buckets/2) on the feature device and dtype,
 in body order; the bucket sort is torch's default (unstable) sort; sequences that do not fill the
 last chunk are padded by copying their last sorted rows; each chunk attends to (own, previous,
@@ -24,7 +24,7 @@ from pcl.models.common import (
     make_tail,
 )
 
-#: NLSA embedding reduction, hard-coded to 4 in the official NLSN (spec 2.1).
+#: NLSA embedding reduction, hard-coded to 4 in the official NLSN (docs/backbones.md §2.1).
 NLSA_REDUCTION = 4
 #: Upper bound on the number of hash buckets (official constant).
 MAX_BUCKETS = 128
@@ -43,7 +43,7 @@ def _with_neighbours(x: Tensor) -> Tensor:
 
 
 def bucket_count(length: int, chunk_size: int) -> int:
-    """Number of hash buckets: L // chunk bumped to even, capped at 128 (spec 6.2 step 2)."""
+    """Number of hash buckets: L // chunk bumped to even, capped at 128 (docs/backbones.md §6.2 step 2)."""
     chunks = length // chunk_size
     return min(chunks + chunks % 2, MAX_BUCKETS)
 
@@ -135,7 +135,7 @@ class NonLocalSparseAttention(nn.Module):
 
 
 def nlsa_positions(n_resblocks: int) -> list[int]:
-    """Body indices of the NLSA modules: 0, then one after every 8th ResBlock (spec 6.1)."""
+    """Body indices of the NLSA modules: 0, then one after every 8th ResBlock (docs/backbones.md §6.1)."""
     positions = [0]
     index = 0
     for i in range(n_resblocks):

@@ -1,7 +1,7 @@
 """RCAN (Zhang et al., 2018) with the official state_dict layout, plus its RCAB/ResidualGroup.
 
 Why the res_scale argument is kept but unused: the official RCAB stores it and never applies it,
-and the group passes 1 anyway (spec backbones.md 4.3); accepting it keeps configuration files of
+and the group passes 1 anyway (docs/backbones.md §4.3); accepting it keeps configuration files of
 the official code usable while producing the same outputs.  HAN reuses these blocks.
 """
 
@@ -104,7 +104,7 @@ class RCAN(SRModel):
     ) -> None:
         super().__init__()
         check_rcan_sizes("rcan", n_resgroups, n_resblocks, n_feats, reduction)
-        self.res_scale = res_scale  # kept for configuration parity; never applied (spec 4.3)
+        self.res_scale = res_scale  # kept for configuration parity; never applied (docs/backbones.md §4.3)
         self._setup_io("rcan", scale, n_colors, rgb_range)
         self.head = nn.Sequential(default_conv(n_colors, n_feats, 3))
         groups: list[nn.Module] = [ResidualGroup(n_feats, reduction, n_resblocks) for _ in range(n_resgroups)]
