@@ -19,15 +19,14 @@ reads the registry while it parses (decides which checkpoints are present).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from pcl.errors import PCLError
+from pcl.hashing import sha256_file
 from pcl.yamlio import read_yaml
 
 log = logging.getLogger(__name__)
@@ -126,9 +125,9 @@ def load_registry(config: Path, *, checkpoint_dir: str | Path | None = None) -> 
         directory, source = Path(data["dir"]), f"{config} dir"
     lock = data.get("lock_file")
     if lock is None:
-        from pcl.resources import REPO_ROOT
+        from pcl.data.lockfile import default_lock_file
 
-        lock_file = REPO_ROOT / "config" / "checksums.lock.yaml"
+        lock_file = default_lock_file()
     elif isinstance(lock, str) and lock.strip():
         lock_file = Path(lock)
     else:
@@ -191,27 +190,19 @@ def present_checkpoints(registry: Registry) -> list[Checkpoint]:
     return [e for e in registry.entries if e.path.is_file()]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def expected_sha256(entry: Checkpoint, lock_file: Path) -> tuple[str | None, str]:
     """(full sha256 the file must have, where it comes from): pinned in the registry, else the lock."""
     if entry.sha256:
         return entry.sha256, "registry"
-    from pcl.data.download import read_lock
+    from pcl.data.lockfile import pinned_sha256
 
-    recorded = (read_lock(lock_file).get(entry.path.name) or {}).get("sha256")
-    return (str(recorded).lower(), f"lock file {lock_file}") if recorded else (None, "")
+    recorded = pinned_sha256(lock_file, entry.path.name)
+    return (recorded, f"lock file {lock_file}") if recorded else (None, "")
 
 
 def verify_file(entry: Checkpoint, lock_file: Path) -> tuple[bool, str, str]:
     """Hash a present file: (ok, sha256, what was compared); checks the full sha256 or the prefix."""
-    actual = _sha256(entry.path)
+    actual = sha256_file(entry.path)
     expected, source = expected_sha256(entry, lock_file)
     if expected:
         return actual == expected, actual, f"sha256 {'matches' if actual == expected else 'differs from'} the {source}"
@@ -316,7 +307,8 @@ def fetch_checkpoints(
 
 
 def _fetch_one(registry: Registry, entry: Checkpoint, *, explicit: bool, retries: int, backoff: float, timeout: float) -> FetchResult:
-    from pcl.data.download import DownloadUnavailable, record_lock
+    from pcl.data.fetch import DownloadUnavailable
+    from pcl.data.lockfile import record_lock
     from pcl.data.sources import Archive
 
     lock = registry.lock_file
@@ -332,19 +324,19 @@ def _fetch_one(registry: Registry, entry: Checkpoint, *, explicit: bool, retries
         return FetchResult(entry.name, "present", f"{entry.path}; {check}")
     if not entry.downloadable:
         return FetchResult(entry.name, "manual", entry.how_to_get(), explicit)
-    from pcl.data import download as dl
+    from pcl.data.fetch import download, log as download_log
 
     flt = _DropUnverifiedWarning()
-    dl.log.addFilter(flt)
+    download_log.addFilter(flt)
     try:
-        path = dl.download(archive, entry.path.parent, retries=retries, backoff=backoff, timeout=timeout, lock_file=None)
+        path = download(archive, entry.path.parent, retries=retries, backoff=backoff, timeout=timeout, lock_file=None)
     except DownloadUnavailable as exc:
         return FetchResult(entry.name, "unavailable", str(exc), True)
     finally:
-        dl.log.removeFilter(flt)
+        download_log.removeFilter(flt)
     if expected is not None:
         return FetchResult(entry.name, "downloaded", f"{path}; sha256 verified")
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if entry.sha256_prefix and not actual.startswith(entry.sha256_prefix):
         path.unlink(missing_ok=True)
         return FetchResult(

@@ -19,12 +19,12 @@ place the file at and the URL to get it from.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from pcl.errors import PCLError
+from pcl.hashing import sha256_file
 
 
 @dataclass(frozen=True)
@@ -84,27 +84,11 @@ def weight_file(name: str) -> WeightFile:
         raise PCLError(f"unknown weight file {name!r}; known: {', '.join(WEIGHTS)} (or all)") from None
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _default_lock() -> Path:
-    from pcl.resources import REPO_ROOT
-
-    return REPO_ROOT / "config" / "checksums.lock.yaml"
-
-
 def recorded_sha256(entry: WeightFile, lock_file: Path | None = None) -> str | None:
     """The full sha256 pinned in the lock file for this file, if any."""
-    from pcl.data.download import read_lock
+    from pcl.data.lockfile import default_lock_file, pinned_sha256
 
-    found = (read_lock(lock_file or _default_lock()).get(entry.file) or {}).get("sha256")
-    return str(found).lower() if found else None
+    return pinned_sha256(lock_file or default_lock_file(), entry.file)
 
 
 def check_digest(entry: WeightFile, actual: str, lock_file: Path | None = None) -> str:
@@ -184,18 +168,19 @@ def fetch_weights(names: list[str], *, lock_file: Path | None = None, retries: i
     Raises PCLError on a hash mismatch (the downloaded file is deleted) or when a source is
     unreachable, naming the path to place the file at.
     """
-    from pcl.data import download as dl
+    from pcl.data.fetch import DownloadUnavailable, download
+    from pcl.data.lockfile import default_lock_file, record_lock
     from pcl.data.sources import Archive
 
-    lock = lock_file or _default_lock()
+    lock = lock_file or default_lock_file()
     wanted = list(WEIGHTS.values()) if "all" in names else [weight_file(n) for n in names]
     lines = []
     for entry in wanted:
         archive = Archive(filename=entry.file, urls=(entry.url,), sha256=recorded_sha256(entry, lock))
         if not entry.path.is_file():
             try:
-                dl.download(archive, entry.path.parent, retries=retries, timeout=timeout, lock_file=None)
-            except dl.DownloadUnavailable as exc:
+                download(archive, entry.path.parent, retries=retries, timeout=timeout, lock_file=None)
+            except DownloadUnavailable as exc:
                 raise PCLError(f"{entry.name}: {exc}; place the file by hand at {entry.path}") from None
         actual = sha256_file(entry.path)
         try:
@@ -204,7 +189,7 @@ def fetch_weights(names: list[str], *, lock_file: Path | None = None, retries: i
             entry.path.unlink(missing_ok=True)
             raise
         if recorded_sha256(entry, lock) is None:
-            dl.record_lock(lock, archive, actual, entry.path.stat().st_size, entry.url)
+            record_lock(lock, archive, actual, entry.path.stat().st_size, entry.url)
             check = f"sha256 {actual} recorded in {lock} (trust on first use)"
         lines.append(f"{entry.name}: {entry.path}; {check}")
     return lines

@@ -1,8 +1,8 @@
 """Tests for pcl.models.checkpoints: safe reading, unwrapping, BasicSR conversion, strict loading
 with a diagnosis, and the harness's safetensors + sidecar format.
 
-Synthetic checkpoints are built from key lists written out from the spec's key patterns
-(tests/test_models.py helpers, spec backbones.md 3-8), not from the models under test.
+Synthetic checkpoints are built from key lists written out from the key patterns of
+docs/backbones.md §3-§8 (tests/test_models.py helpers), not from the models under test.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pcl.models.checkpoints import (
     to_basicsr,
     unwrap_state_dict,
 )
-try:  # the spec key-pattern helpers live in test_models.py (package or rootdir-relative import)
+try:  # the key-pattern helpers (docs/backbones.md) live in test_models.py (package or rootdir-relative import)
     from tests.test_models import SMALL, disc_keys, edsr_keys, expected_small_keys, han_keys, nlsn_keys, rcan_keys
 except ImportError:  # pragma: no cover - depends on how pytest was invoked
     from test_models import SMALL, disc_keys, edsr_keys, expected_small_keys, han_keys, nlsn_keys, rcan_keys
@@ -37,12 +37,12 @@ except ImportError:  # pragma: no cover - depends on how pytest was invoked
 torch.set_num_threads(1)
 
 
-DIV2K_MEAN = torch.tensor([0.4488, 0.4371, 0.4040])  # spec 1.2
+DIV2K_MEAN = torch.tensor([0.4488, 0.4371, 0.4040])  # docs/backbones.md §1.2
 
 
 def synthetic(keys, *, device: str = "cpu", seed: int = 0, rgb_range: float = 255.0) -> dict[str, torch.Tensor]:
     """A state_dict with the given (key, shape) list: random values, ints for BN counters, and
-    MeanShift biases -/+ rgb_range * mean (spec 1.2) so the rgb_range check stays quiet."""
+    MeanShift biases -/+ rgb_range * mean (docs/backbones.md §1.2) so the rgb_range check stays quiet."""
     generator = torch.Generator().manual_seed(seed)
     out: dict[str, torch.Tensor] = {}
     for key, shape in keys:
@@ -65,7 +65,7 @@ def synthetic(keys, *, device: str = "cpu", seed: int = 0, rgb_range: float = 25
 @pytest.mark.parametrize("name", ["edsr", "rcan", "han", "nlsn"])
 def test_strict_load_of_official_format_small(name: str) -> None:
     keys = expected_small_keys(name, 4)
-    state = synthetic(keys, rgb_range=1.0 if name == "nlsn" else 255.0)  # spec 2.1 ranges
+    state = synthetic(keys, rgb_range=1.0 if name == "nlsn" else 255.0)  # docs/backbones.md §2.1 ranges
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matching rgb_range: no warning
         model = load_into(build_model(name, **SMALL[name]), state, arch_name=name)
@@ -82,7 +82,7 @@ def test_strict_load_of_discriminator() -> None:
 
 
 def test_loss_container_prefix_is_stripped() -> None:
-    # spec 7.3: in loss.pt the discriminator keys carry 'loss_module.<i>.'
+    # docs/backbones.md §7.3: in loss.pt the discriminator keys carry 'loss_module.<i>.'
     state = {f"loss_module.1.{k}": v for k, v in synthetic(disc_keys()).items()}
     load_into(build_model("embedding"), state, arch_name="embedding")
 
@@ -98,7 +98,7 @@ def test_mismatch_message_lists_keys_and_best_fit() -> None:
     assert re.search(r"\d+ missing keys \[body\.0\.body\.0\.weight", message)
     assert "unexpected keys [body.0.body.0.body.0.weight" in message
     assert "wrong-shape keys (checkpoint vs model) [head.0.weight (64, 3, 3, 3) vs (8, 3, 3, 3)" in message
-    assert "best-fitting architecture: rcan x4 (1634/1634" in message  # spec 2.2 entry count
+    assert "best-fitting architecture: rcan x4 (1634/1634" in message  # docs/backbones.md §2.2 entry count
     assert message.count("body.") < 80  # lists are truncated to 10 entries each
 
 
@@ -193,7 +193,7 @@ def test_not_a_state_dict_errors(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# BasicSR key conversion (spec 8)
+# BasicSR key conversion (docs/backbones.md §8)
 # --------------------------------------------------------------------------------------------
 
 
@@ -234,7 +234,7 @@ def test_basicsr_round_trip(name: str) -> None:
 
 def test_to_basicsr_refuses_trained_mean_shift() -> None:
     state = build_model("rcan", **SMALL["rcan"]).state_dict()
-    state["sub_mean.bias"] = state["sub_mean.bias"] + 0.5  # as in released RCAN weights (spec 1.2)
+    state["sub_mean.bias"] = state["sub_mean.bias"] + 0.5  # as in released RCAN weights (docs/backbones.md §1.2)
     with pytest.raises(PCLError, match=r"sub_mean\.bias holds non-analytic values"):
         to_basicsr(state)
 
@@ -283,3 +283,26 @@ def test_checkpoint_integrity_and_config_errors(tmp_path: Path) -> None:
         save_checkpoint(model, tmp_path / "d.pt", arch="embedding", config={}, provenance={})
     with pytest.raises(PCLError, match=r"sidecar .*not found"):
         load_checkpoint(tmp_path / "nothing.safetensors")
+
+
+def test_saved_checkpoint_is_readable_by_other_users(tmp_path: Path) -> None:
+    # On a shared cluster other users read the run directories: files get the umask's mode (0644 under
+    # umask 022), like every other output of pcl.atomic, never mkstemp's 0600.
+    import os
+
+    old = os.umask(0o022)
+    try:
+        import importlib
+
+        import pcl.atomic
+
+        importlib.reload(pcl.atomic)  # FILE_MODE is read from the umask at import
+        import pcl.models.harness_checkpoint as hc
+
+        importlib.reload(hc)
+        path = hc.save_checkpoint(build_model("edsr", **SMALL["edsr"]), tmp_path / "m.safetensors", arch="edsr",
+                                  config=SMALL["edsr"], provenance={})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert path.with_suffix(".json").stat().st_mode & 0o777 == 0o644

@@ -23,8 +23,11 @@ import numpy as np
 import pytest
 import yaml
 
-from pcl.data.download import DownloadUnavailable, download, extract, fetch_dataset, read_lock
+from pcl.data.download import fetch_dataset
+from pcl.data.extract import extract
+from pcl.data.fetch import DownloadUnavailable, download
 from pcl.data.images import list_images, read_image, write_png
+from pcl.data.lockfile import read_lock
 from pcl.data.sources import Archive, Dataset, Install, benchmark_names, dataset_names, get_dataset
 from pcl.errors import PCLError
 from pcl.resources import resource_path
@@ -386,7 +389,7 @@ def test_registry_names_and_aliases():
 
 
 def test_registry_div2k_facts():
-    # md5s and size published with DIV2K (the task brief; data.vision.ee.ethz.ch/cvl/DIV2K)
+    # md5s and size published with DIV2K (data.vision.ee.ethz.ch/cvl/DIV2K)
     div2k = {a.filename: a for a in get_dataset("DIV2K").archives}
     assert div2k["DIV2K_train_HR.zip"].md5 == "bdc2d9338d4e574fe81bf7d158758658"
     assert div2k["DIV2K_train_HR.zip"].size == 3_530_603_713

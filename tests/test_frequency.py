@@ -1,4 +1,4 @@
-"""Frequency inputs of the embedding (spec method.md 2.1): Haar analysis/synthesis, FFT features."""
+"""Frequency inputs of the embedding (docs/method.md §2.1): Haar analysis/synthesis, FFT features."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ torch.set_num_threads(1)
 
 
 def test_haar_hand_values_and_band_order() -> None:
-    # One 2x2 block a=1, b=2 (top), c=3, d=4 (bottom); spec 2.1:
+    # One 2x2 block a=1, b=2 (top), c=3, d=4 (bottom); docs/method.md §2.1:
     # LL=(a+b+c+d)/2=5, LH=(a+b-c-d)/2=-2, HL=(a-b+c-d)/2=-1, HH=(a-b-c+d)/2=0.
     block = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     x = torch.stack((block, 10 * block, 100 * block)).unsqueeze(0)  # RGB scaled 1, 10, 100

@@ -204,7 +204,7 @@ def test_nlsn_is_repeatable_with_a_seed_and_seed_dependent() -> None:
     torch.rand(5)  # global RNG moved on: the predictor re-seeds before every image
     assert torch.equal(a.run(x), first)
     assert torch.equal(b.run(x), first)
-    assert not torch.equal(c.run(x), first)  # spec 6.3: another seed, another output
+    assert not torch.equal(c.run(x), first)  # docs/backbones.md §6.3: another seed, another output
     assert np.array_equal(a(lr), b(lr))
 
 
@@ -218,7 +218,7 @@ def test_gray_images_are_replicated_to_rgb() -> None:
 
 
 def test_official_value_scale_is_used() -> None:
-    # EDSR-PyTorch feeds u8 * rgb_range/255 and quantises out * 255/rgb_range (spec 1.1)
+    # EDSR-PyTorch feeds u8 * rgb_range/255 and quantises out * 255/rgb_range (docs/backbones.md §1.1)
     model = _edsr()
     lr = _rng_image(12, 12)
     with torch.inference_mode():
@@ -253,9 +253,9 @@ def test_evaluate_cli_end_to_end(tmp_path: Path, set5_dir: Path, tiny_checkpoint
     assert rows["seed"].isna().all()  # EDSR draws no random numbers
     assert rows["psnr"].notna().all()
     meta = json.loads(out.with_suffix(".json").read_text())
-    from pcl.inference import file_sha256
+    from pcl.hashing import sha256_file
 
-    assert meta["checkpoint"]["sha256"] == file_sha256(tiny_checkpoint)
+    assert meta["checkpoint"]["sha256"] == sha256_file(tiny_checkpoint)
     assert meta["checkpoint"]["loaded_as"] == "harness sidecar"
     for key in ("precision", "device", "tile", "tile_overlap", "self_ensemble", "seed", "packages", "git",
                 "wall_seconds", "images_per_second", "model", "metrics"):
@@ -344,12 +344,12 @@ def test_nlsn_seed_measurement(tmp_path: Path, set5_dir: Path) -> None:
     (hr / "bird.png").write_bytes((set5_dir / "bird.png").read_bytes())
     [row] = measure(hr, seeds=(0, 1, 2), config=TINY_NLSN)
     assert row["image"] == "bird" and row["seeds"] == 3
-    assert row["max_abs_output_diff_0_255"] > 0  # the seed changes NLSN's output (spec 6.3)
+    assert row["max_abs_output_diff_0_255"] > 0  # the seed changes NLSN's output (docs/backbones.md §6.3)
     assert 0 <= row["psnr_spread_db"] < 1
 
 
 def test_load_model_auto_and_named_with_official_format(tmp_path: Path) -> None:
-    from pcl.inference import _sidecar_preset, load_model
+    from pcl.inference.loading import _sidecar_preset, load_model
 
     torch.manual_seed(0)
     path = tmp_path / "edsr_baseline_x4.pt"

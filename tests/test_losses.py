@@ -1,4 +1,4 @@
-"""PCL losses (spec method.md 3-5), the grouped embedding pass, the embedding update and MethodConfig."""
+"""PCL losses (docs/method.md §3-§5), the grouped embedding pass, the embedding update and MethodConfig."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_dual_contrastive_two_real_one_fake() -> None:
 
 
 def test_dual_contrastive_matches_definition_and_flattens() -> None:
-    # Direct transcription of spec 3.1 (softmax ratios), vs the logsumexp form, on 4x4 patch logits.
+    # Direct transcription of docs/method.md §3.1 (softmax ratios), vs the logsumexp form, on 4x4 patch logits.
     gen = torch.Generator().manual_seed(0)
     r = torch.randn(3, 1, 4, 4, generator=gen, dtype=torch.float64)
     q = torch.randn(5, 1, 4, 4, generator=gen, dtype=torch.float64)
@@ -102,7 +102,7 @@ def test_infonce_averages_over_positives_and_batch() -> None:
 
 
 def test_cosine_difference_hand_value() -> None:
-    # NLSN script (spec 4.3): mean_n s - mean_p s = (cos 90 + cos 180)/2 - cos 60 = -0.5 - 0.5 = -1.
+    # NLSN script (docs/method.md §4.3): mean_n s - mean_p s = (cos 90 + cos 180)/2 - cos 60 = -0.5 - 0.5 = -1.
     sr = _unit(0)
     pos = _unit(60).unsqueeze(1)
     neg = torch.stack((_unit(90)[0], _unit(180)[0])).unsqueeze(0)
@@ -113,7 +113,7 @@ def test_cosine_difference_hand_value() -> None:
 
 
 def test_grouped_pass_equals_separate_calls(embedding: torch.nn.Module) -> None:
-    # Released code: one forward per set, BatchNorm with that set's batch statistics (spec 2.3).
+    # Released code: one forward per set, BatchNorm with that set's batch statistics (docs/method.md §2.3).
     hr, _ = _batch(b=3)
     x = torch.stack([hr, hr.flip(-1), hr * 0.5, torch.rand_like(hr)], dim=1)  # (B, G=4, C, H, W)
     grouped, separate = copy.deepcopy(embedding), copy.deepcopy(embedding)
@@ -171,7 +171,7 @@ def test_fused_and_split_sr_calls_agree(embedding: torch.nn.Module) -> None:
 
 
 def test_released_term_is_constant_for_sr(embedding: torch.nn.Module) -> None:
-    # Spec 5: the released term is computed under no_grad, so the SR net is trained by L1 alone.
+    # docs/method.md §5: the released term is computed under no_grad, so the SR net is trained by L1 alone.
     cfg = MethodConfig.preset("released")
     hr, _, s = _samples(cfg)
     sr = (hr + 0.05).clamp(0, 1).requires_grad_()
@@ -183,7 +183,7 @@ def test_released_term_is_constant_for_sr(embedding: torch.nn.Module) -> None:
 
 
 def test_released_term_equals_separate_calls(embedding: torch.nn.Module) -> None:
-    # Reference: one forward per set (SR, each positive, each negative), InfoNCE of spec 4.2.
+    # Reference: one forward per set (SR, each positive, each negative), InfoNCE of docs/method.md §4.2.
     cfg = MethodConfig.preset("released")
     hr, _, s = _samples(cfg)
     sr = hr * 0.95
@@ -212,7 +212,7 @@ def test_infonce_lower_when_sr_is_a_positive(embedding: torch.nn.Module) -> None
 
 
 def test_infonce_at_initialisation_is_about_log5(embedding: torch.nn.Module) -> None:
-    # Spec 4.2: with tau = 1 and |N| = 4 the term starts near log(1 + |N|) = log 5 = 1.609
+    # docs/method.md §4.2: with tau = 1 and |N| = 4 the term starts near log(1 + |N|) = log 5 = 1.609
     # (1.607 measured with the released modules).  An untrained SR output (unrelated to the GT)
     # is about equally similar to every sample.
     cfg = MethodConfig.preset("released-rcan")
@@ -250,7 +250,7 @@ def test_embedding_update_step(embedding: torch.nn.Module, contrastive_d: bool) 
     cfg = MethodConfig.preset("released")
     hr, _, s = _samples(cfg)
     sr = (hr * 0.9).requires_grad_()
-    # Reference loss: separate calls, real = HR [+ sharpened], fake = SR [+ blurred] (spec 3.2).
+    # Reference loss: separate calls, real = HR [+ sharpened], fake = SR [+ blurred] (docs/method.md §3.2).
     ref_net = copy.deepcopy(embedding)
     real = [hr] + ([s.generated_positives[:, j] for j in range(3)] if contrastive_d else [])
     fake = [sr.detach()] + ([s.generated_negatives[:, k] for k in range(3)] if contrastive_d else [])
@@ -302,7 +302,7 @@ def test_presets() -> None:
     nlsn = MethodConfig.preset("released-nlsn")
     assert (nlsn.loss_type, nlsn.weight, nlsn.rgb_range, nlsn.total_positives) == ("cosine", 3.0, 1.0, 4)
     assert MethodConfig.from_dict({"semantics": "released"}) == MethodConfig.preset("released")
-    assert MethodConfig.preset("released", embedding="fft").input_kind == "rgb"  # spec 2.1: F+D = D in code
+    assert MethodConfig.preset("released", embedding="fft").input_kind == "rgb"  # docs/method.md §2.1: F+D = D in code
     assert MethodConfig.from_dict(paper.to_dict()) == paper
 
 

@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from pcl.errors import PCLError
+from pcl.hashing import sha256_file
 from pcl.metrics.perceptual import LPIPSScorer
-from pcl.weights import WEIGHTS, check_digest, fetch_weights, render_weights_status, sha256_file, verified_path, weights_status
+from pcl.weights import WEIGHTS, check_digest, fetch_weights, render_weights_status, verified_path, weights_status
 
 torch.set_num_threads(1)
 

@@ -11,7 +11,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
@@ -37,7 +36,7 @@ def test_shipped_registry() -> None:
     # every released log (tier `reported`) has a checkpoint entry with the same experiment name
     assert {experiment_name(*v) for v in LOG_EXPERIMENTS.values()} <= {e.experiment for e in reg.entries}
     assert reg.get("edsr-s-official").experiment == "edsr-s-official"  # no EDSR-S log was released
-    # EDSR-PyTorch URLs: the torch.hub suffix is the sha256 prefix (issue #3, item 7)
+    # EDSR-PyTorch URLs: the torch.hub suffix is the sha256 prefix
     s, l = reg.get("edsr-s-official"), reg.get("edsr-l-official")
     assert s.url == "https://cv.snu.ac.kr/research/EDSR/models/edsr_baseline_x4-6b446fab.pt"
     assert l.url == "https://cv.snu.ac.kr/research/EDSR/models/edsr_x4-4f62e9ef.pt"
@@ -221,7 +220,7 @@ def _log_names(dataset: str) -> list[str]:
 
 
 def _write_log(path: Path, seed: int) -> dict[str, dict[str, tuple[float, float]]]:
-    """A synthetic released log in the authors' format (spec method.md 8); returns its values."""
+    """A synthetic released log in the authors' format (docs/protocols.md §8); returns its values."""
     rng = np.random.default_rng(seed)
     values: dict[str, dict[str, tuple[float, float]]] = {}
     lines = []

@@ -1,4 +1,4 @@
-"""PCL positive/negative samples (spec method.md 1): operators, samplers, the Samples structure."""
+"""PCL positive/negative samples (docs/method.md §1): operators, samplers, the Samples structure."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_sharpen_factor_one_is_identity() -> None:
 
 
 def test_sharpen_hand_values_on_3x3() -> None:
-    # Hand derivation (spec 1.2): centre 0.5, ring 0.2 -> d = (8 * 0.2 + 5 * 0.5) / 13 = 4.1 / 13;
+    # Hand derivation (docs/method.md §1.2): centre 0.5, ring 0.2 -> d = (8 * 0.2 + 5 * 0.5) / 13 = 4.1 / 13;
     # out = d + f (0.5 - d); the border ring keeps the input (out = img + f * 0 = img).
     img = torch.full((1, 1, 3, 3), 0.2)
     img[0, 0, 1, 1] = 0.5
@@ -47,7 +47,7 @@ def test_sharpen_hand_values_on_3x3() -> None:
 
 
 def test_sharpen_equals_kornia_sharpness() -> None:
-    # kornia.enhance.sharpness is the released code's exact operation (spec 1.2).
+    # kornia.enhance.sharpness is the released code's exact operation (docs/method.md §1.2).
     x = _images(6)
     factors = torch.tensor([1.2, 1.5, 2.0, 2.9, 5.0, 3.0])
     assert torch.equal(sharpen(x, factors), kornia.enhance.sharpness(x, factors))
@@ -74,7 +74,7 @@ def test_gaussian_kernel_hand_values() -> None:
 
 
 def test_gaussian_blur_per_image_kernels_equal_kornia() -> None:
-    # kornia.filters.gaussian_blur2d (reflect border) is the released code's exact operation (spec 1.3).
+    # kornia.filters.gaussian_blur2d (reflect border) is the released code's exact operation (docs/method.md §1.3).
     x = _images(6)
     sizes = torch.tensor([[3, 5], [7, 11], [11, 3], [5, 5], [9, 9], [3, 3]])
     sigmas = torch.tensor([[0.1, 2.0], [0.3, 1.5], [1.9, 0.2], [0.7, 0.7], [1.2, 1.3], [0.5, 0.4]])
@@ -119,7 +119,7 @@ def test_gaussian_blur_errors() -> None:
 def test_quantize_to_8bit_grid() -> None:
     x = torch.tensor([-0.1, 0.0, 0.5, 0.502, 1.0, 1.3])
     q = quantize_8bit(x)
-    # round(clip(v * 255, 0, 255)) / 255 (spec 1.1): 127.5 rounds half to even -> 128; 128.01 -> 128.
+    # round(clip(v * 255, 0, 255)) / 255 (docs/method.md §1.1): 127.5 rounds half to even -> 128; 128.01 -> 128.
     assert torch.allclose(q * 255, torch.tensor([0.0, 0.0, 128.0, 128.0, 255.0, 255.0]), atol=1e-4)
 
 
@@ -127,7 +127,7 @@ def test_upsample_lr_align_corners_keeps_corners() -> None:
     lr = _images(2, h=6, w=5)
     up = upsample_lr(lr, (24, 20))
     assert up.shape == (2, 3, 24, 20)
-    # align_corners=True maps corner pixel centres onto each other (spec 1.4).
+    # align_corners=True maps corner pixel centres onto each other (docs/method.md §1.4).
     for r, c in ((0, 0), (-1, -1), (0, -1), (-1, 0)):
         assert torch.allclose(up[..., r, c], lr[..., r, c], atol=1e-6)
     assert up.min() >= 0 and up.max() <= 1
@@ -151,7 +151,8 @@ def test_paper_sampler_parameters_stay_in_range() -> None:
 
 
 def test_released_sampler_parameters_stay_in_range() -> None:
-    cfg = MethodConfig.preset("released")  # spec 1.1: factor U[0.5, 3); kx, ky, sx, sy independent; per batch
+    # docs/method.md §1.1: factor U[0.5, 3); kx, ky, sx, sy independent; per batch
+    cfg = MethodConfig.preset("released")
     gen = torch.Generator().manual_seed(1)
     draws = [draw_sample_params(cfg, 16, generator=gen) for _ in range(200)]
     f = torch.cat([d.sharpen_factor for d in draws])
@@ -195,14 +196,14 @@ def test_released_samples_lr_negative_and_rcan_variant() -> None:
     hr = _images(2, h=24, w=24)
     lr = _images(2, h=6, w=6, seed=1)
     s = make_samples(hr, lr, MethodConfig.preset("released"), generator=torch.Generator().manual_seed(0))
-    assert s.positives.shape[1] == 4 and s.negatives.shape[1] == 4  # GT + 3 / LR + 3 (spec 1.1)
+    assert s.positives.shape[1] == 4 and s.negatives.shape[1] == 4  # GT + 3 / LR + 3 (docs/method.md §1.1)
     assert torch.equal(s.negatives[:, 0], upsample_lr(lr, (24, 24)))  # unquantised LR negative
     # one kernel per negative index for the whole batch: the same blur of identical images is identical
     twins = make_samples(hr[:1].expand(2, -1, -1, -1), lr, MethodConfig.preset("released"),
                          generator=torch.Generator().manual_seed(0))
     assert torch.equal(twins.generated_negatives[0], twins.generated_negatives[1])
     rcan = make_samples(hr, lr, MethodConfig.preset("released-rcan"), generator=torch.Generator().manual_seed(0))
-    assert rcan.positives.shape[1] == 1 and torch.equal(rcan.positives[:, 0], hr)  # GT only (spec 1.1)
+    assert rcan.positives.shape[1] == 1 and torch.equal(rcan.positives[:, 0], hr)  # GT only (docs/method.md §1.1)
     assert rcan.generated_positives.shape[1] == 0
     with pytest.raises(PCLError, match="lr is None"):
         make_samples(hr, None, MethodConfig.preset("released"), generator=torch.Generator())
@@ -220,7 +221,7 @@ def test_samples_are_seeded_by_the_generator() -> None:
 
 def test_no_generated_negatives_leaves_the_lr_input_as_the_only_negative() -> None:
     # Tables IV config 4 / VI pos0-neg0: the released code without --use_aug uses N = [LR up]
-    # (spec method.md §0 step 2), i.e. K_N = 0 generated negatives beside the LR input.
+    # (docs/method.md §0 step 2), i.e. K_N = 0 generated negatives beside the LR input.
     hr = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     lr = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(2))
     cfg = MethodConfig.from_dict({"preset": "paper", "num_positives": 0, "num_negatives": 0, "lr_negative": True})

@@ -48,14 +48,20 @@ class ImageReadError(PCLError):
         super().__init__(message + (f"; {hint}" if hint else ""))
 
 
-def _read_hint(path: Path) -> str:
-    """What to do about an unreadable file: git for files shipped in resources/, else re-download."""
+def shipped_resource(path: Path) -> str | None:
+    """Repository-relative path of a file shipped in ``resources/`` (restorable with git), else None."""
     try:
         rel = Path(path).resolve().relative_to(REPO_ROOT)
     except ValueError:
-        rel = None
-    if rel is not None and rel.parts[:1] == ("resources",):
-        return f"the file is corrupt or not an image: restore it with `git checkout -- {rel.as_posix()}`"
+        return None
+    return rel.as_posix() if rel.parts[:1] == ("resources",) else None
+
+
+def _read_hint(path: Path) -> str:
+    """What to do about an unreadable file: git for files shipped in resources/, else re-download."""
+    shipped = shipped_resource(path)
+    if shipped is not None:
+        return f"the file is corrupt or not an image: restore it with `git checkout -- {shipped}`"
     return "the file is corrupt or not an image: re-download the dataset or replace the file"
 
 

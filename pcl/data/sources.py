@@ -7,7 +7,7 @@ mirror or a new checksum is a one-line change and nothing downstream guesses pat
 Checksums: DIV2K archives carry the md5s published with the dataset (and the one size known to
 us).  ``DIV2K_valid_LR_bicubic_X4.zip`` has no published checksum, and the benchmark mirrors are
 rebuilt archives without one; for those the downloader records a sha256 on first download in a
-lock file (trust on first use, see :mod:`pcl.data.download`), and the benchmark *images* are in
+lock file (trust on first use, see :mod:`pcl.data.lockfile`), and the benchmark *images* are in
 any case verified by pixel content against ``resources/reference/benchmark_manifest.csv``
 (:mod:`pcl.data.verify`), which is what matters for the numbers.
 

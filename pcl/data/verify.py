@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from pcl.data.images import ImageReadError, image_info, list_images, pixel_sha256
+from pcl.data.images import ImageReadError, image_info, list_images, pixel_sha256, shipped_resource
 from pcl.data.sources import get_dataset
 from pcl.errors import PCLError
-from pcl.resources import REPO_ROOT, resource_path
+from pcl.resources import resource_path
 
 B100_EXPECTED = 100  # BSD100 test split (Martin et al. 2001; Huang et al. 2015 benchmark package)
 
@@ -175,15 +175,6 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def match_files(files: list[Path], entries: tuple[ManifestEntry, ...]) -> dict[Path, ManifestEntry | None]:
-    """Map each file to the manifest entry with the same pixel hash (``None`` if none).
-
-    Raises :class:`PCLError` for an unreadable file; :func:`verify_benchmark` catches it per file.
-    """
-    by_hash = {e.pixel_sha256: e for e in entries}
-    return {path: by_hash.get(pixel_sha256(path)) for path in files}
-
-
 def verify_benchmark(folder: Path, dataset: str) -> VerifyReport:
     """Hash every image in ``folder`` and match it against the manifest rows of ``dataset``."""
     folder = Path(folder)
@@ -238,12 +229,9 @@ def _similar(path: Path, missing: set[str], same_shape: list[str], partial: bool
 
 def _restore_hint(path: Path) -> str:
     """How to get a good copy of ``path`` back: git for shipped files, a re-download otherwise."""
-    try:
-        rel = path.resolve().relative_to(REPO_ROOT)
-    except ValueError:
-        return "re-download the dataset (delete the folder and fetch it again)"
-    if rel.parts and rel.parts[0] == "resources":
-        return f"restore the shipped file with `git checkout -- {rel.as_posix()}`"
+    shipped = shipped_resource(path)
+    if shipped is not None:
+        return f"restore the shipped file with `git checkout -- {shipped}`"
     return "re-download the dataset (delete the folder and fetch it again)"
 
 

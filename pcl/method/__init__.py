@@ -1,10 +1,10 @@
-"""The PCL method (issue 4): samples, frequency inputs, losses, embedding training, settings.
+"""The PCL method: samples, frequency inputs, losses, embedding training, settings.
 
 Why a package of its own: the SR trainer (``pcl.train``) should see one object per step
 (``PCLObjective.step``) while tests and the Table IV/VI ablations need the pieces separately.
 Two behaviours, chosen by ``MethodConfig.semantics``: ``paper`` (default; the method as the
 journal paper describes it, with our documented choices where it is silent, see
-docs/method_choices.md) and ``released`` (the authors' scripts, spec method.md 0-5).
+docs/method_choices.md) and ``released`` (the authors' scripts, docs/method.md §0-§5).
 """
 
 from __future__ import annotations
@@ -18,19 +18,15 @@ from pcl.method.frequency import (
     haar_inverse,
     make_embedding_input,
 )
-from pcl.method.losses import (
-    PCLObjective,
-    PCLStepOutput,
-    build_embedding,
+from pcl.method.embedding_pass import embed_groups, group_batch_norm
+from pcl.method.loss_formulas import (
     contrastive_discriminator_loss,
-    contrastive_term,
     cosine_difference,
-    embed_groups,
-    embedding_update_step,
-    group_batch_norm,
     infonce,
     pixel_cosine_similarity,
 )
+from pcl.method.losses import contrastive_term
+from pcl.method.objective import PCLObjective, PCLStepOutput, build_embedding, embedding_update_step
 from pcl.method.samples import (
     SampleParams,
     Samples,

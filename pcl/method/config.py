@@ -2,7 +2,7 @@
 
 Why a flat dataclass with presets: experiment configurations come from YAML, and the two
 behaviours the harness offers (``paper`` = the method as P-J describes it, ``released`` = the
-authors' scripts, spec method.md 0-5) differ in a dozen coupled settings.  A preset fixes all of
+authors' scripts, docs/method.md §0-§5) differ in a dozen coupled settings.  A preset fixes all of
 them at once; single keys override it.  Every problem (unknown semantics, a layer index the
 embedding does not have, K_N = 0, tau <= 0, a misspelt key) is a ``PCLError`` raised by
 ``validate()`` / ``from_dict()`` *before* any training starts, naming the offending key.
@@ -13,12 +13,12 @@ Presets (see docs/method_choices.md for the reasoning behind each paper-mode cho
                   negatives (size U{3,..,11}, sigma U[0.3, 1.5], per image), no LR negative, Haar
                   embedding, layers 0-3, InfoNCE tau 1, alpha 0.1, gradient reaches the SR net,
                   features computed with the embedding of the previous step.
-``released``      the RCAN script as its author meant it (spec 1, 3.2, 4.2): GT + 3 sharpened
+``released``      the RCAN script as its author meant it (docs/method.md §1, §3.2, §4.2): GT + 3 sharpened
                   (U[0.5, 3.0) per image), LR(bicubic, align_corners) + 3 anisotropic blurred
                   (one kernel per batch), layer 4, InfoNCE, alpha 5, R = 255, contrastive D
                   training, no gradient to the SR net.
 ``released-rcan`` what the RCAN script actually ran: as ``released`` but GT is the only positive
-                  (line-continuation bug, spec 1.1).
+                  (line-continuation bug, docs/method.md §1.1).
 ``released-nlsn`` the NLSN script: GT + 3 sharpened, cosine-difference loss, alpha 3, R = 1, plain
                   D training (HR vs SR).
 """
@@ -42,32 +42,32 @@ N_LAYERS: dict[str, int] = {"haar": 8, "rgb": 8, "fft": 8, "vgg": 5}
 class MethodConfig:
     """All settings of the PCL method; ``from_dict`` / ``preset`` build it, ``validate`` checks it.
 
-    Sample generation (spec 1):
+    Sample generation (docs/method.md §1):
       num_positives      K_P sharpened copies of the GT (0 allowed when the GT is a positive).
       gt_positive        the GT itself is positive 0 (paper Eq. 5 and code).
-      sharpen_range      [lo, hi) of the sharpening factor (PIL blend, spec 1.2).
+      sharpen_range      [lo, hi) of the sharpening factor (PIL blend, docs/method.md §1.2).
       num_negatives      K_N blurred copies of the GT (>= 0; 0 only with the LR negative, the
                          "no generated samples" ablations of Tables IV/VI).
-      lr_negative        the bicubic-upsampled LR input is negative 0 (code, spec 1.4).
+      lr_negative        the bicubic-upsampled LR input is negative 0 (code, docs/method.md §1.4).
       blur_sizes         odd kernel sizes drawn uniformly.
       blur_sigma_range   [lo, hi) of sigma (uniform).
       blur_isotropic     one sigma and one size for both axes (paper) vs independent (code).
       blur_per_image     a new kernel per image (paper choice) vs one per negative index per batch (code).
-      quantize           round sharpened / blurred samples to the 8-bit grid (code, spec 1.1).
-    Embedding (spec 2):
+      quantize           round sharpened / blurred samples to the 8-bit grid (code, docs/method.md §1.1).
+    Embedding (docs/method.md §2):
       embedding          'haar' (H+D), 'rgb' (D), 'fft' (F+D) or 'vgg' (VGG-19, frozen ImageNet).
       layers             feature indices used by the contrastive term.
       pre_activation     features before LeakyReLU (what ``--before_relu`` meant; default post).
       vgg_normalize      ImageNet mean/std normalisation in front of VGG-19.
       rgb_range          R: images (in [0, 1]) are multiplied by R before the embedding (255 for
                          the RCAN script; BN makes the trunk nearly scale invariant, VGG is not).
-    Contrastive term (spec 4):
+    Contrastive term (docs/method.md §4):
       loss_type          'infonce' (Eq. 8) or 'cosine' (NLSN script's difference of cosines).
       tau                InfoNCE temperature (code: 1).
       weight             alpha, the weight of the term in the SR loss.
       fuse_sr            embed SR, positives and negatives in one call also in paper semantics
                          (costs a backward through every sample; see docs/method_choices.md).
-    Embedding training (spec 3):
+    Embedding training (docs/method.md §3):
       contrastive_d      real += sharpened positives, fake += blurred negatives (``--contras_D_train``).
       d_lr               Adam lr of the embedding; None = the SR network's lr (code).
       d_betas, d_eps     Adam hyper-parameters (code: option.py defaults).
@@ -170,7 +170,7 @@ class MethodConfig:
 
     @property
     def input_kind(self) -> str:
-        """The embedding input actually used: released F+D is plain D (spec 2.1, 9 item 13)."""
+        """The embedding input actually used: released F+D is plain D (docs/method.md §2.1, §9 item 13)."""
         if self.embedding == "fft" and self.semantics == "released":
             return "rgb"
         return self.embedding

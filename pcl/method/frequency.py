@@ -1,8 +1,8 @@
-"""Frequency-domain inputs of the embedding network (spec method.md 2.1; P-J Table IV).
+"""Frequency-domain inputs of the embedding network (docs/method.md §2.1; P-J Table IV).
 
 Table IV compares the embedding on RGB ("D"), on Haar detail bands ("H+D", the default and the
 released scripts' choice) and on a Fourier transform ("F+D").  The released code has no working
-FFT input (``--use_fft`` trains the RGB network; spec 2.1, 9 item 13) and the paper does not
+FFT input (``--use_fft`` trains the RGB network; docs/method.md §2.1, §9 item 13) and the paper does not
 define one, so ``fft_features`` is our choice, documented in docs/method_choices.md:
 
 * the orthonormal 2-D DFT (``norm='ortho'``: Parseval, coefficients on the image's scale) of each
@@ -45,7 +45,7 @@ def haar_decompose(x: Tensor) -> tuple[Tensor, Tensor]:
     """One-level orthonormal Haar DWT: (LL (B, C, h, w), details (B, 3C, h, w)), h = ceil(H/2).
 
     Details are stacked band-major [LH RGB, HL RGB, HH RGB] as the embedding network takes them
-    (spec 2.1); odd sizes are extended by one reflected sample at the bottom/right.
+    (docs/method.md §2.1); odd sizes are extended by one reflected sample at the bottom/right.
     """
     ll, highs = _dwt(x)(x)
     return ll, torch.cat((highs[:, :, 0], highs[:, :, 1], highs[:, :, 2]), 1)

@@ -1,4 +1,4 @@
-"""Positive and negative samples of PCL, generated on the device from the HR batch (spec method.md 1).
+"""Positive and negative samples of PCL, generated on the device from the HR batch (docs/method.md §1).
 
 Why our own image operations: the released code calls kornia (``enhance.sharpness`` and
 ``filters.gaussian_blur2d``), which draws one blur kernel per *batch*; the paper sampler draws a
@@ -28,7 +28,7 @@ from torch import Tensor
 from pcl.errors import PCLError
 from pcl.method.config import MethodConfig
 
-#: PIL / kornia smoothing kernel of the sharpness operation (spec 1.2), divided by 13.
+#: PIL / kornia smoothing kernel of the sharpness operation (docs/method.md §1.2), divided by 13.
 _SHARPEN_WEIGHTS = ((1.0, 1.0, 1.0), (1.0, 5.0, 1.0), (1.0, 1.0, 1.0))
 
 
@@ -36,7 +36,7 @@ _SHARPEN_WEIGHTS = ((1.0, 1.0, 1.0), (1.0, 5.0, 1.0), (1.0, 1.0, 1.0))
 
 
 def sharpen(img: Tensor, factor: Tensor | float) -> Tensor:
-    """PIL-style sharpness blend (spec 1.2; kornia ``enhance.sharpness`` semantics).
+    """PIL-style sharpness blend (docs/method.md §1.2; kornia ``enhance.sharpness`` semantics).
 
     ``img`` (M, C, H, W) in [0, 1], H, W >= 3; ``factor`` a float or one value per image (M,).
     d = valid 3x3 convolution with [[1,1,1],[1,5,1],[1,1,1]]/13, clipped to [0, 1], its 1-pixel
@@ -144,12 +144,18 @@ def gaussian_blur(
 
 
 def quantize_8bit(img: Tensor) -> Tensor:
-    """Round to the 8-bit grid: round(clip(v * 255, 0, 255)) / 255 (spec 1.1, ``utility.quantize`` at R = 1)."""
+    """Round to the 8-bit grid: round(clip(v * 255, 0, 255)) / 255.
+
+    The released ``utility.quantize`` at R = 1 (docs/method.md §1.1).
+    """
     return img.mul(255.0).clamp(0.0, 255.0).round().div(255.0)
 
 
 def upsample_lr(lr: Tensor, size: tuple[int, int]) -> Tensor:
-    """The released LR negative: bicubic, align_corners=True, clipped to [0, 1], not quantised (spec 1.4)."""
+    """The released LR negative: bicubic, align_corners=True, clipped to [0, 1], not quantised.
+
+    As in the released code (docs/method.md §1.4).
+    """
     return F.interpolate(lr, size=size, mode="bicubic", align_corners=True).clamp(0.0, 1.0)
 
 
@@ -198,7 +204,7 @@ class Samples:
 
     @property
     def generated_negatives(self) -> Tensor:
-        """The blurred negatives only (fake samples of contrastive D training; LR excluded, spec 3.2)."""
+        """The blurred negatives only (fake samples of contrastive D training; LR excluded, docs/method.md §3.2)."""
         return self.negatives[:, int(self.lr_negative) :]
 
 
@@ -219,7 +225,7 @@ def draw_sample_params(
 
     Paper sampler (``blur_per_image``, ``blur_isotropic``): one size and one sigma per image and
     negative.  Released sampler: one (k_y, k_x, sigma_y, sigma_x) per negative index for the
-    whole batch, axes independent (spec 1.1).  Sharpening factors are per image in both.
+    whole batch, axes independent (docs/method.md §1.1).  Sharpening factors are per image in both.
     """
     if device is None:
         device = generator.device if generator is not None else torch.device("cpu")
@@ -242,7 +248,7 @@ def make_samples(
     generator: torch.Generator | None = None,
     params: SampleParams | None = None,
 ) -> Samples:
-    """Build the positives and negatives of one batch (spec 1), all in one tensor.
+    """Build the positives and negatives of one batch (docs/method.md §1), all in one tensor.
 
     ``hr`` (B, C, H, W) and ``lr`` (B, C, h, w) in [0, 1]; ``lr`` is needed only when
     ``config.lr_negative``.  Order: positives [GT?, sharpened...], negatives [LR-up?, blurred...].
