@@ -68,7 +68,8 @@ class LPIPSScorer:
     def __init__(self, device: str | torch.device = "cpu", *, check_hash: bool = True, lock_file: Path | None = None) -> None:
         import lpips
 
-        from pcl.weights import WEIGHTS, sha256_file, verified_path
+        from pcl.hashing import sha256_file
+        from pcl.weights import WEIGHTS, verified_path
 
         path = verified_path("alexnet", lock_file=lock_file) if check_hash else WEIGHTS["alexnet"].path
         if not path.is_file():

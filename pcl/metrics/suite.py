@@ -126,7 +126,7 @@ class MetricSuite:
 
 def _niqe_settings() -> dict[str, Any]:
     from pcl.metrics.niqe import NIQE_MIN_SIZE, model_path
-    from pcl.weights import sha256_file
+    from pcl.hashing import sha256_file
 
     path = model_path()
     return {
