@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from pcl.cli_train import add_train_parser
 from pcl.errors import PCLError
 from pcl.train.catalog import TABLE_ROWS, load_catalog
-from pcl.train.cli import add_train_parser
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOG = REPO / "config" / "experiments.yaml"

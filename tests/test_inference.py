@@ -130,7 +130,7 @@ def test_setting_errors() -> None:
     with pytest.raises(PCLError, match="fp16 needs --device cuda"):
         check_settings(model, InferenceSettings(precision="fp16"))
     if not torch.cuda.is_available():
-        with pytest.raises(PCLError, match="no CUDA device"):
+        with pytest.raises(PCLError, match="CUDA is not available; use --device cpu"):
             check_settings(model, InferenceSettings(device="cuda"))
 
 

@@ -1,5 +1,5 @@
-"""The trainer: run layout, resume (kill -9 and bitwise comparison), NaN stop, OOM message, the
-released-semantics control identity (spec method.md 5) and the PCL-F frozen embedding."""
+"""The trainer: run layout and file modes, resume (kill -9 and bitwise comparison), NaN stop, OOM
+message, the released-semantics control identity (spec method.md 5) and the PCL-F frozen embedding."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from pcl.cli_train import add_train_parser
 from pcl.errors import PCLError
-from pcl.train.checkpointing import load_training_state
-from pcl.train.cli import add_train_parser
-from pcl.train.trainer import NAN_HOOK, Trainer
+from pcl.train.state import load_training_state
+from pcl.train.step import TrainStep
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOG = REPO / "config" / "experiments.yaml"
@@ -112,6 +112,22 @@ def test_a_complete_run_is_left_alone(pcl_run: Path, train_dir: Path, cache: Pat
     assert (pcl_run / "result.json").stat().st_mtime_ns == stamp
 
 
+def test_a_finished_run_is_readable_by_the_group_and_others(tmp_path: Path, train_dir: Path, cache: Path) -> None:
+    """Under umask 022 every file of a run (weights and checkpoints included) is 0644, like every
+    other output of the harness, so that other users of a shared cluster can read it."""
+    run = tmp_path / "modes"
+    argv = _argv("edsr-s-pcl", run, train_dir, cache, "--iterations", "2", "--checkpoint-every", "1", "--threads", "1")
+    proc = subprocess.run([sys.executable, "-m", "pcl", "--log-level", "WARNING", *argv], cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=lambda: os.umask(0o022),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    files = {p.relative_to(run).as_posix(): p.stat().st_mode & 0o777 for p in run.rglob("*") if p.is_file()}
+    assert {"model.safetensors", "model.json", "embedding.safetensors", "checkpoints/last.pt",
+            "checkpoints/best.safetensors", "result.json"} <= set(files)
+    assert {name: oct(mode) for name, mode in files.items() if mode != 0o644} == {}
+    assert not [p for p in run.rglob(".*")]  # no staging leftovers
+
+
 def test_a_different_configuration_is_not_resumed(pcl_run: Path, train_dir: Path, cache: Path) -> None:
     with pytest.raises(PCLError, match="different configuration"):
         _train(*_argv("rcan-pcl", pcl_run, train_dir, cache, "--iterations", "6", "--seed", "7"))
@@ -124,7 +140,8 @@ def test_kill_and_resume_is_bitwise_exact(tmp_path: Path, train_dir: Path, cache
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     def command(run: Path, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "pcl.train.cli", *_argv("edsr-s-pcl", run, train_dir, cache, *common, *extra)]
+        return [sys.executable, "-m", "pcl", "--log-level", "WARNING",
+                *_argv("edsr-s-pcl", run, train_dir, cache, *common, *extra)]
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     reference = subprocess.Popen(command(whole), env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -163,7 +180,13 @@ def test_extending_a_run_resumes_exactly_with_the_global_rng(tmp_path: Path, tra
 
 def test_nan_loss_stops_with_exit_1_and_keeps_the_last_good_checkpoint(tmp_path: Path, train_dir: Path, cache: Path,
                                                                         monkeypatch, capsys) -> None:
-    monkeypatch.setenv(NAN_HOOK, "5")  # the loss of iteration 5 becomes NaN
+    losses = TrainStep.losses
+
+    def nan_at_iteration_5(self, lr, hr, iteration):
+        total, *terms = losses(self, lr, hr, iteration)
+        return (total * float("nan") if iteration + 1 == 5 else total, *terms)
+
+    monkeypatch.setattr(TrainStep, "losses", nan_at_iteration_5)
     run = tmp_path / "nan"
     code = _train(*_argv("edsr-s-baseline", run, train_dir, cache, "--iterations", "10", "--checkpoint-every", "2",
                          "--log-every", "100", "--no-tensorboard"))
@@ -180,7 +203,7 @@ def test_out_of_memory_names_the_batch_and_patch(tmp_path: Path, train_dir: Path
     def explode(self, lr, hr, iteration):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(Trainer, "train_step", explode)
+    monkeypatch.setattr(TrainStep, "__call__", explode)
     code = _train(*_argv("edsr-s-baseline", tmp_path / "oom", train_dir, cache, "--iterations", "3", "--no-tensorboard"))
     assert code == 1
     err = capsys.readouterr().err

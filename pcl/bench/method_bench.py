@@ -1,4 +1,4 @@
-"""Cost of the PCL extras relative to one plain L1 training step (issue 4 benchmark).
+"""Cost of the PCL extras relative to one plain L1 training step.
 
 Why: PCL adds, per SR step, sample generation (sharpening, blurring), one embedding-network
 update and the embedding passes of SR, positives and negatives.  The released code runs every
@@ -46,10 +46,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-
-from pcl.device import bench_setup, device_description
 import torch.nn.functional as F
 
+from pcl.device import bench_setup, device_description, synchronize
 
 LR_PATCH = 48
 SCALE = 4
@@ -65,7 +64,7 @@ CSV_COLUMNS = [
     "repeats", "best_s", "median_s", "gflop", "time_ratio_vs_l1", "flop_ratio_vs_l1",
     "time_over_flop_ratio", "device", "torch_threads", "torch_version",
 ]
-RELEASED_REFERENCE = "released code: PCL step 2.74x its L1 step, EDSR-S, 2 CPU cores (issue 4)"
+RELEASED_REFERENCE = "released code: PCL step 2.74x its L1 step, EDSR-S, 2 CPU cores (measured on the development machine)"
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -98,11 +97,6 @@ def keep_cpu_allocations() -> bool:
 
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _flops(fn: Callable[[], Any]) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -116,10 +110,10 @@ def _time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int, device: t
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             fn()
-            _sync(device)
+            synchronize(device)
             times[name].append(time.perf_counter() - start)
     return times
 
@@ -248,7 +242,7 @@ def _bench_backbone(label: str, device: torch.device, batch: int, repeats: int) 
         del workloads["released-unbatched"]  # the released reference figure is for EDSR-S; saves CPU time
     # The FLOP-counting run doubles as the warm-up (it executes every operation once).
     flops = {k: _flops(v[2]) for k, v in workloads.items()}
-    _sync(device)
+    synchronize(device)
     times = _time_interleaved({k: v[2] for k, v in workloads.items()}, repeats, device)
     l1_best = min(times["l1"])
     rows = []

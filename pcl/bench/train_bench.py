@@ -1,11 +1,11 @@
-"""Training speed: iterations per second of the real training step, L1 vs PCL, per backbone (issue 5).
+"""Training speed: iterations per second of the real training step, L1 vs PCL, per backbone.
 
 Why: the cost of PCL is what decides whether the fine-tune and scratch tiers are affordable, and
 the figure that matters is the whole step of the trainer (data already on the device, SR
 forward/backward, sample generation, embedding update, embedding passes, Adam), not its parts.
-The benchmark therefore builds ``pcl.train.trainer.Trainer`` objects for ``<backbone>-baseline``
-and ``<backbone>-pcl`` (paper semantics) from the catalog and times ``Trainer.train_step`` on
-batches from the shipped stand-in photos.
+The benchmark therefore sets up ``pcl.train.loop.Trainer`` objects for ``<backbone>-baseline``
+and ``<backbone>-pcl`` (paper semantics) from the catalog and times their training step
+(``pcl.train.step.TrainStep``, the one the loop runs) on batches from the shipped stand-in photos.
 
 Workloads: on CUDA the paper configurations, batch 16, LR patch 48 (HR 192), bf16 autocast and
 channels_last (the trainer's defaults there).  On CPU (2 shared cores in the harness' CI) the
@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from pcl.device import bench_setup, device_description
+from pcl.device import bench_setup, device_description, synchronize
 
 
 BACKBONES: tuple[str, ...] = ("edsr-s", "edsr-l", "rcan", "han", "nlsn")
@@ -54,14 +54,10 @@ CSV_COLUMNS = [
 ]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _trainer(name: str, device: str, work: Path, *, model_kwargs: dict | None, budget: dict):
     from pcl.train.catalog import load_catalog
-    from pcl.train.trainer import Trainer, TrainOptions, resolve_config
+    from pcl.train.config import TrainOptions, resolve_config
+    from pcl.train.loop import Trainer
 
     config = resolve_config(load_catalog().get(name), "smoke", budget=budget)
     if model_kwargs is not None:
@@ -76,19 +72,18 @@ def _trainer(name: str, device: str, work: Path, *, model_kwargs: dict | None, b
 
 
 def _run_steps(trainer, dataset, first: int, steps: int) -> float:
+    """Seconds per iteration of ``steps`` consecutive training steps from iteration ``first``."""
     batches = [dataset[first + i] for i in range(steps)]  # data preparation is not timed
-    _sync(trainer.device)
+    device = trainer.runtime.device
+    synchronize(device)
     t0 = time.perf_counter()
     acc = None
     for i, (lr, hr) in enumerate(batches):
-        losses = trainer.train_step(lr, hr, first + i)
+        losses = trainer.step(lr, hr, first + i)
         acc = losses if acc is None else acc + losses
     float(acc[0])  # one read per round, as the trainer's log step
-    _sync(trainer.device)
+    synchronize(device)
     return (time.perf_counter() - t0) / steps
-
-
-
 
 
 def _plot(rows: list[dict], path: Path, title: str) -> None:
@@ -142,7 +137,7 @@ def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
                     times[method].append(_run_steps(trainer, dataset, first[method], steps))
                     first[method] += steps
             trainer = workloads["baseline"][0]
-            summary["device"] = device_description(trainer.device)
+            summary["device"] = device_description(trainer.runtime.device)
             best = {m: min(t) for m, t in times.items()}
             for method in workloads:
                 t = workloads[method][0]
@@ -153,8 +148,8 @@ def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
                     "batch": budget["batch"],
                     "lr_patch": budget["lr_patch"],
                     "hr_patch": budget["lr_patch"] * 4,
-                    "precision": t.precision,
-                    "channels_last": t.channels_last,
+                    "precision": t.runtime.precision,
+                    "channels_last": t.runtime.channels_last,
                     "steps": steps,
                     "repeats": repeats,
                     "best_s_per_it": best[method],

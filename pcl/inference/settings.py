@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import torch
 from torch import nn
 
+from pcl.device import resolve_device
 from pcl.errors import PCLError
 from pcl.inference.forward import CHOP_SHAVE
 
@@ -97,19 +97,6 @@ class InferenceSettings:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``cpu`` or ``cuda[:i]``; PCLError when CUDA is asked for and not there."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise PCLError(f"unknown device {name!r}; use cpu or cuda") from None
-    if device.type not in ("cpu", "cuda"):
-        raise PCLError(f"unsupported device {name!r}; use cpu or cuda")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PCLError(f"--device {name}: no CUDA device is visible to torch {torch.__version__}; use --device cpu")
-    return device
 
 
 def check_settings(model: nn.Module, settings: InferenceSettings, *, name: str = "model") -> InferenceSettings:

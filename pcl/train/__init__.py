@@ -1,9 +1,15 @@
-"""Training (issue 5): data, schedules, checkpoints, the trainer and the experiment catalog.
+"""Training: the experiment catalog, data, schedules and the trainer.
 
 ``pcl train --experiment NAME --tier smoke|finetune|scratch --run-dir DIR`` runs one catalog
 experiment (``config/experiments.yaml``) and writes the run layout of spec architecture.md:
 ``config.yaml``, ``provenance.json``, ``checkpoints/`` (resumable, atomic), ``model.safetensors`` +
 ``model.json``, ``embedding.safetensors`` (PCL runs), ``log.csv``, ``tb/`` and ``result.json``.
+
+Modules, one concern each: ``catalog`` (the experiments), ``config`` (resolved settings and run
+identity), ``data`` (prepared arrays and patch batches), ``schedules``, ``runtime`` (device,
+precision, DDP, failures), ``init`` (network, initial weights, PCL objective), ``state``
+(checkpoints, RNG streams, weights files), ``step`` (one iteration), ``validation``, ``runlog``
+(log.csv, TensorBoard), ``record`` (config.yaml, provenance.json) and ``loop`` (``Trainer``).
 """
 
 from __future__ import annotations
@@ -12,5 +18,5 @@ from pcl.train.catalog import Catalog, Cell, Experiment, load_catalog
 from pcl.train.schedules import Schedule
 
 __all__ = ["Catalog", "Cell", "Experiment", "Schedule", "load_catalog"]
-# The trainer (``pcl.train.trainer``: Trainer, TrainOptions, run_experiment) is imported on use:
-# loading the catalog (the workflow does it at parse time) should not pay for torch.optim.
+# The trainer (``pcl.train.loop.Trainer``) is imported on use: loading the catalog (the workflow
+# does it at parse time) should not pay for torch.

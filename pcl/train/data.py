@@ -36,7 +36,7 @@ import struct
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -421,31 +421,3 @@ def to_float(batch: torch.Tensor, device: torch.device, *, channels_last: bool =
     """uint8 (b, 3, h, w) -> float32 in [0, 1] on ``device`` (copy without host synchronisation)."""
     x = batch.to(device, non_blocking=True).float().div_(255.0)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-# ---------------------------------------------------------------------------- validation data
-
-
-@dataclass
-class ValidationSet:
-    """Benchmark images for in-training validation (HR mod-cropped, LR by MATLAB bicubic)."""
-
-    dataset: str
-    names: list[str] = field(default_factory=list)
-    hr: list[np.ndarray] = field(default_factory=list)
-    lr: list[np.ndarray] = field(default_factory=list)
-
-
-def load_validation(hr_dir: Path, *, dataset: str, scale: int, limit: int | None) -> ValidationSet:
-    """The first ``limit`` images of ``hr_dir`` (sorted by name) with their LR inputs."""
-    from pcl.evaluate import iter_pairs
-
-    out = ValidationSet(dataset=dataset)
-    for pair in iter_pairs(Path(hr_dir), scale=scale):
-        if limit is not None and len(out.names) >= limit:
-            break
-        h, w = pair.hr.shape[:2]
-        out.names.append(pair.name)
-        out.hr.append(pair.hr[: h - h % scale, : w - w % scale])
-        out.lr.append(pair.lr if pair.lr.ndim == 3 else np.repeat(pair.lr[:, :, None], 3, axis=2))
-    return out

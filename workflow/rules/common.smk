@@ -246,14 +246,13 @@ def train_inputs(wildcards):
 
 
 def train_identity(wildcards):
-    """Hash of the experiment's fully resolved settings at this tier: a param of `train`, so an
-    edit of the catalog re-runs exactly the runs it changes (the cells it feeds do not count)."""
-    import hashlib
+    """Identity of the experiment's fully resolved settings at this tier (pcl.train.config, the
+    trainer's own resolution): a param of `train`, so an edit of the catalog re-runs exactly the
+    runs it changes (the cells it feeds do not count; the cadence keys do, they change the run's files)."""
+    from pcl.train.config import resolve_config, run_identity
 
-    resolved = CATALOG.get(wildcards.experiment).resolve(wildcards.tier)
-    resolved.pop("cells", None)
-    text = json.dumps(resolved, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    resolved = resolve_config(CATALOG.get(wildcards.experiment), wildcards.tier)
+    return run_identity(resolved, with_cadence=True)[:16]
 
 
 def _weights_present():

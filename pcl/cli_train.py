@@ -1,8 +1,9 @@
-"""``pcl train``: argument parsing for the trainer (wired into ``pcl.cli`` by ``add_train_parser``).
+"""``pcl train``: the train command (parsing only; the run is ``pcl.train.loop.Trainer``).
 
-Exit codes: 0 success (or already complete), 1 the run failed (NaN/inf loss, out of memory; the
-last good checkpoint is kept), 2 a bad input (unknown experiment, schema error, missing data).
-``python -m pcl.train.cli train ...`` runs the same parser standalone.
+Exit codes: 0 success (or already complete), 1 the run failed (NaN/inf loss, out of memory, a
+stop signal; the last good checkpoint is kept), 2 a bad input (unknown experiment, schema error,
+missing data).  Why imports stay inside the command: building the ``pcl`` parser must not pay for
+torch, and ``pcl.train`` never imports the CLI.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
 
 from pcl.errors import PCLError
-
-TIER_CHOICES = ("smoke", "finetune", "scratch")
+from pcl.train.catalog import TIERS
 
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,7 +26,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "holds a checkpoint is resumed; a complete one is left alone.",
     )
     p.add_argument("--experiment", "-e", help="catalog name, e.g. rcan-pcl (see --list)")
-    p.add_argument("--tier", default="smoke", choices=TIER_CHOICES, help="budget tier (default smoke)")
+    p.add_argument("--tier", default="smoke", choices=TIERS, help="budget tier (default smoke)")
     p.add_argument("--run-dir", help="run directory (default runs/<tier>/<experiment>)")
     p.add_argument("--list", action="store_true", help="print the catalog (with --tier: budgets) and exit")
     p.add_argument("--catalog", help="experiment catalog (default config/experiments.yaml)")
@@ -99,7 +98,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     if not args.experiment:
         raise PCLError("pcl train needs --experiment NAME (or --list to see the catalog)")
-    from pcl.train.trainer import TrainingFailed, TrainOptions, Trainer, resolve_config
+    from pcl.train.config import TrainOptions, resolve_config
+    from pcl.train.loop import Trainer
+    from pcl.train.runtime import TrainingFailed
 
     experiment = catalog.get(args.experiment)
     data = {}
@@ -129,14 +130,3 @@ def cmd_train(args: argparse.Namespace) -> int:
         return exc.exit_code
     return 0
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry ``python -m pcl.train.cli train ...``: the ``pcl`` parser and error handling."""
-    from pcl.cli import main as pcl_main
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    return pcl_main(["--log-level", "WARNING", *args])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
