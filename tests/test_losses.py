@@ -336,3 +336,24 @@ def test_objective_validates_before_training() -> None:
         PCLObjective(bad, sr_lr=1e-4)
     with pytest.raises(PCLError, match="learning rate"):
         PCLObjective(MethodConfig(), patch_size=HR)
+
+
+def test_samples_and_similarities_stay_float32_under_bf16_autocast(embedding: torch.nn.Module) -> None:
+    # Precision policy (docs/method_choices.md): under bf16 autocast only the networks' convolutions
+    # run in bf16. The generated samples must equal the float32 ones bit for bit (a blur of sigma 0.3
+    # changes pixels by less than bf16's rounding), and the term must come out of float32 arithmetic.
+    import copy
+
+    cfg = MethodConfig(layers=(0, 2))
+    hr, lr = _batch()
+    sr = hr * 0.9
+    plain = PCLObjective(cfg, sr_lr=1e-4, embedding=copy.deepcopy(embedding), generator=torch.Generator().manual_seed(5))
+    mixed = PCLObjective(cfg, sr_lr=1e-4, embedding=copy.deepcopy(embedding), generator=torch.Generator().manual_seed(5))
+    ref = plain.step(sr, hr, lr)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = mixed.step(sr, hr, lr)
+    assert torch.equal(out.samples.positives, ref.samples.positives)
+    assert torch.equal(out.samples.negatives, ref.samples.negatives)
+    assert out.term.dtype == torch.float32 and out.embedding_loss.dtype == torch.float32
+    # bf16 convolutions move the term a little; float32 similarities keep it close (measured ~1e-3 relative)
+    assert out.term.item() == pytest.approx(ref.term.item(), rel=2e-2)

@@ -16,6 +16,13 @@ from torch import Tensor
 from pcl.errors import PCLError
 
 
+def fp32_region(t: Tensor):
+    """Autocast switched off on ``t``'s device: the similarities and losses are computed in float32
+    even when the networks run under bf16 autocast (their operands are cast to float32 here; under
+    autocast a float32 ``bmm`` would otherwise run in bf16 again).  See docs/method_choices.md."""
+    return torch.autocast(t.device.type, enabled=False)
+
+
 def contrastive_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """Dual contrastive loss (Yu et al., ICCV 2021; docs/method.md §3.1), all logits flattened.
 
@@ -27,9 +34,10 @@ def contrastive_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> 
     q = fake_logits.reshape(-1).float()
     if r.numel() == 0 or q.numel() == 0:
         raise PCLError("contrastive_discriminator_loss: needs at least one real and one fake logit")
-    real_term = (torch.logaddexp(r, torch.logsumexp(q, 0)) - r).mean()
-    fake_term = (torch.logaddexp(-q, torch.logsumexp(-r, 0)) + q).mean()
-    return real_term + fake_term
+    with fp32_region(r):
+        real_term = (torch.logaddexp(r, torch.logsumexp(q, 0)) - r).mean()
+        fake_term = (torch.logaddexp(-q, torch.logsumexp(-r, 0)) + q).mean()
+        return real_term + fake_term
 
 
 def check_feature_shapes(feat: Tensor, others: Tensor) -> None:
@@ -85,9 +93,10 @@ def similarities(feat: Tensor, others_unit: Tensor) -> Tensor:
     """
     b, k = others_unit.shape[:2]
     positions = feat.shape[-2] * feat.shape[-1]
-    f = unit_vectors(feat.float(), 1).reshape(b, 1, -1)
-    o = others_unit.float().reshape(b, k, -1)
-    return torch.bmm(f, o.transpose(1, 2)).squeeze(1) / positions
+    with fp32_region(feat):
+        f = unit_vectors(feat.float(), 1).reshape(b, 1, -1)
+        o = others_unit.float().reshape(b, k, -1)
+        return torch.bmm(f, o.transpose(1, 2)).squeeze(1) / positions
 
 
 def pixel_cosine_similarity(feat: Tensor, others: Tensor) -> Tensor:
@@ -97,12 +106,14 @@ def pixel_cosine_similarity(feat: Tensor, others: Tensor) -> Tensor:
     ``F.normalize`` does (eps 1e-12).
     """
     check_feature_shapes(feat, others)
-    return similarities(feat, unit_vectors(others.float(), 2))
+    with fp32_region(others):
+        return similarities(feat, unit_vectors(others.float(), 2))
 
 
 def infonce_from_similarities(s_pos: Tensor, s_neg: Tensor, tau: float) -> Tensor:
-    s_pos, s_neg = s_pos / tau, s_neg / tau
-    return (torch.logaddexp(s_pos, torch.logsumexp(s_neg, dim=1, keepdim=True)) - s_pos).mean()
+    with fp32_region(s_pos):
+        s_pos, s_neg = s_pos.float() / tau, s_neg.float() / tau
+        return (torch.logaddexp(s_pos, torch.logsumexp(s_neg, dim=1, keepdim=True)) - s_pos).mean()
 
 
 def infonce(sr_feat: Tensor, pos_feats: Tensor, neg_feats: Tensor, tau: float = 1.0) -> Tensor:

@@ -16,7 +16,7 @@ from pcl.errors import PCLError
 from pcl.method.config import MethodConfig
 from pcl.method.embedding_pass import embed_groups, scale_input
 from pcl.method.frequency import embedding_input_channels
-from pcl.method.loss_formulas import contrastive_discriminator_loss
+from pcl.method.loss_formulas import contrastive_discriminator_loss, fp32_region
 from pcl.method.losses import contrastive_term
 from pcl.method.samples import Samples, make_samples
 from pcl.models import build_model
@@ -143,7 +143,15 @@ class PCLObjective:
                                      input_scale=self.config.rgb_range)
 
     def step(self, sr: Tensor, hr: Tensor, lr: Tensor | None) -> PCLStepOutput:
-        samples = make_samples(hr, lr, self.config, generator=self.generator)
+        """One step; the caller may hold a bf16 autocast region for the embedding's passes.
+
+        Precision policy: the samples (sharpening, blur, 8-bit quantisation, LR upsampling) are
+        always made in float32 with autocast off -- in bf16 a blur of sigma 0.3 would be smaller
+        than its own rounding error -- and the similarities and losses are float32
+        (``loss_formulas.fp32_region``); only the networks' convolutions follow the autocast.
+        """
+        with fp32_region(hr):
+            samples = make_samples(hr.float(), None if lr is None else lr.float(), self.config, generator=self.generator)
         if self.config.update_first:
             d_loss = self._update(sr, hr, samples)
             term = self._term(sr, samples)

@@ -23,6 +23,9 @@ from pcl.train.runtime import Runtime
 #: Provenance keys repeated in the sidecar of every weights file a run writes.
 _SIDECAR_KEYS = ("git", "device", "precision", "data_manifest_sha256", "config_identity", "init", "created")
 
+PRECISION_POLICY = ("SR network and embedding passes under the run's precision (autocast when bf16/fp16); "
+                    "PCL samples, similarities, L1 and contrastive losses always in float32")
+
 
 def run_provenance(*, runtime: Runtime, options: TrainOptions, data: PreparedData | None, init: str, identity: str,
                    embedding_from: str | None = None) -> dict[str, Any]:
@@ -33,6 +36,7 @@ def run_provenance(*, runtime: Runtime, options: TrainOptions, data: PreparedDat
         "packages": code["packages"],
         "device": device_description(runtime.device),
         "precision": runtime.precision,
+        "precision_policy": PRECISION_POLICY,
         "channels_last": runtime.channels_last,
         "deterministic": runtime.deterministic,
         "world_size": runtime.dist.world_size,
