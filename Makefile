@@ -1,13 +1,16 @@
 # The README's two commands:
-#   make reproduce   set up .venv and run the embedded default pipeline (reported, bicubic, released, smoke)
+#   make reproduce   set up .venv, run the embedded default pipeline (reported, bicubic, released,
+#                    smoke, mini), `pcl check`, and write the HTML report (reports/report.html)
 #   make test        set up .venv and run the test suite
+# Also: make report (the HTML report of what has run), make browser (Debian's chromium, for the
+# report's browser test; needs root), make bench, make clean.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup reproduce test check bench clean
+.PHONY: setup reproduce test check report browser bench clean
 
 $(BIN)/pcl: requirements/base.txt requirements/test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,17 +23,26 @@ setup: $(BIN)/pcl
 
 reproduce: setup
 	$(BIN)/snakemake --cores $(CORES) --printshellcmds
-	$(BIN)/pcl check --results results
+	$(BIN)/pcl check --results results --gains reports/tables/gains.csv --verdict reports/verdict.md
+	$(MAKE) report
+
+report: setup
+	$(BIN)/snakemake --cores 1 --report reports/report.html
+	@echo "open reports/report.html in a browser (e.g. xdg-open reports/report.html)"
+
+# Headless Chromium for the report's browser test (tests/test_report_browser.py); skipped when absent.
+browser:
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 check: setup
-	$(BIN)/pcl check --results results
+	$(BIN)/pcl check --results results --gains reports/tables/gains.csv --verdict reports/verdict.md
 
 bench: setup
 	$(BIN)/pcl bench all --out-dir results/bench
 
 clean:
 	find results -mindepth 1 -maxdepth 1 ! -name bench -exec rm -rf {} +
-	rm -rf reports logs runs/smoke data/prepared data/benchmarks.json .snakemake
+	rm -rf reports logs runs/smoke runs/mini data/prepared data/benchmarks.json .snakemake

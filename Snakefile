@@ -1,4 +1,5 @@
-# PCL-SR reproduction pipeline.
+# PCL-SR reproduction pipeline.  `snakemake --report reports/report.html` (make report) then
+# gathers every table page, figure and finding into one HTML file.
 #
 #   sources -> verified benchmark folders -> prepared LR images -> per-image result rows
 #           -> Tables (md/tex/csv) beside the paper, audit, figures -> `pcl check`
@@ -27,9 +28,24 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 
+# Light rules run where snakemake runs (never sent to a GPU node); the heavy ones (train, evaluate,
+# prepare) go to the cluster. The report rules declare their own in report.smk.
+localrules:
+    discover_benchmarks,
+    ingest_released_logs,
+    released_status,
+    weights_status,
+    download_div2k,
+
+
 rule all:
     input:
         TABLE_FILES,
+        TIER_TABLES,
+        GAINS_FILES,
+        VERDICT,
+        "reports/figures/paper",
+        [f"reports/html/{name}.html" for name in PAGES],
         "reports/check.txt",
         DIV2K_CHECK,
         [RELEASED_STATUS] if "released" in TIERS else [],

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 from pcl.errors import PCLError
-from pcl.train.catalog import TIERS
 
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,7 +25,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "holds a checkpoint is resumed; a complete one is left alone.",
     )
     p.add_argument("--experiment", "-e", help="catalog name, e.g. rcan-pcl (see --list)")
-    p.add_argument("--tier", default="smoke", choices=TIERS, help="budget tier (default smoke)")
+    p.add_argument("--tier", default="smoke", help="a tier of the catalog: smoke (default), mini, finetune, scratch, ...")
     p.add_argument("--run-dir", help="run directory (default runs/<tier>/<experiment>)")
     p.add_argument("--list", action="store_true", help="print the catalog (with --tier: budgets) and exit")
     p.add_argument("--catalog", help="experiment catalog (default config/experiments.yaml)")

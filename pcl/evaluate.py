@@ -2,7 +2,7 @@
 
 Why one loop for every method: the bicubic baseline, released checkpoints and our trained models
 must be scored by exactly the same code (same LR images, same crop, same protocol), otherwise the
-deltas in the tables would mix protocols -- the very problem the paper has (spec §9 item 18).
+deltas in the tables would mix protocols -- the very problem the paper has (docs/method.md §9 item 18).
 A method is a *predictor*: a function from an LR uint8 image to an SR uint8 image
 (``bicubic_predictor`` here; SR networks through ``pcl.inference.ModelPredictor``, run by
 ``evaluate_model``, which also writes the JSON sidecar of the result file).
@@ -23,6 +23,7 @@ from pcl.data.images import list_images, read_image
 from pcl.data.imresize import bicubic_degrade, bicubic_upscale
 from pcl.errors import PCLError
 from pcl.metrics.psnr_ssim import check_protocol, evaluate_pair, min_size
+from pcl.names import TIERS, canonical_dataset
 
 if TYPE_CHECKING:
     from pcl.inference import InferenceSettings
@@ -31,25 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Predictor = Callable[[np.ndarray], np.ndarray]
-
-#: Canonical benchmark names and the aliases mirrors use for them.
-DATASETS: dict[str, tuple[str, ...]] = {
-    "Set5": ("set5",),
-    "Set14": ("set14",),
-    "B100": ("b100", "bsd100", "bsds100"),
-    "Urban100": ("urban100",),
-    "Manga109": ("manga109",),
-}
-
-
-def canonical_dataset(name: str) -> str:
-    """Map a user-given dataset name to its canonical spelling, or fail naming the valid ones."""
-    key = name.strip().lower()
-    for canonical, aliases in DATASETS.items():
-        if key == canonical.lower() or key in aliases:
-            return canonical
-    raise PCLError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}")
-
 
 @dataclass(frozen=True)
 class Pair:
@@ -136,24 +118,31 @@ def evaluate_folder(
     identity: dict[str, str] | None = None,
     extra: MetricSuite | None = None,
     save_sr: Path | None = None,
+    save_only: frozenset[str] | None = None,
 ) -> list[dict]:
     """Run ``predictor`` on every image of ``hr_dir`` and return one result row per image.
 
     ``identity`` fills the row's tier/experiment/backbone/method/seed/run_id columns; ``extra``
     scores further metrics (LPIPS, NIQE) into optional columns of the same rows; ``save_sr``
-    keeps each SR image as a PNG named after the HR stem.
+    keeps each SR image (or only those named in ``save_only``) as a lossless PNG named after the
+    HR stem, exactly the uint8 image that was scored.
     """
     protocol = check_protocol(protocol)
     dataset = canonical_dataset(dataset)
     ident = {"tier": "", "experiment": "", "backbone": "", "method": "", "seed": "", "run_id": ""}
     ident.update(identity or {})
     rows = []
+    if save_only:
+        stems = {p.stem for p in list_images(Path(hr_dir))}
+        missing = sorted(set(save_only) - stems)
+        if missing:
+            raise PCLError(f"--save-sr-images {', '.join(missing)}: not in {hr_dir} (its images: {', '.join(sorted(stems))})")
     for pair in iter_pairs(Path(hr_dir), scale=scale, lr_dir=lr_dir):
         t0 = time.perf_counter()
         sr = predictor(pair.lr)
         psnr, ssim = evaluate_pair(sr, _mod_crop(pair.hr, scale), scale=scale, protocol=protocol)
         more = extra.score(sr, pair.hr) if extra is not None else {}
-        if save_sr is not None:
+        if save_sr is not None and (save_only is None or pair.name in save_only):
             from pcl.data.images import write_png
 
             write_png(Path(save_sr) / f"{pair.name}.png", sr)
@@ -197,6 +186,7 @@ def evaluate_model(
     settings: InferenceSettings | None = None,
     extra: MetricSuite | None = None,
     save_sr: Path | None = None,
+    save_only: frozenset[str] | None = None,
 ) -> list[dict]:
     """Evaluate an SR checkpoint on one benchmark folder: rows to ``out`` and a ``<stem>.json`` sidecar.
 
@@ -207,7 +197,7 @@ def evaluate_model(
     """
     from pcl.inference import InferenceSettings, ModelPredictor, load_model, write_sidecar
     from pcl.provenance import code_provenance
-    from pcl.report.results import TIERS, write_rows
+    from pcl.report.results import write_rows
 
     if tier not in TIERS:
         raise PCLError(f"unknown tier {tier!r}; use one of {', '.join(TIERS)}")
@@ -232,7 +222,7 @@ def evaluate_model(
     }
     t0 = time.perf_counter()
     rows = evaluate_folder(predictor, Path(hr_dir), dataset=dataset, scale=scale, protocol=protocol,
-                           lr_dir=lr_dir, identity=identity, extra=extra, save_sr=save_sr)
+                           lr_dir=lr_dir, identity=identity, extra=extra, save_sr=save_sr, save_only=save_only)
     wall = time.perf_counter() - t0
     write_rows(Path(out), rows)
     write_sidecar(
@@ -279,22 +269,22 @@ def evaluate_bicubic(
     tier: str = "bicubic",
     extra: MetricSuite | None = None,
     save_sr: Path | None = None,
+    save_only: frozenset[str] | None = None,
 ) -> list[dict]:
     """The Bicubic row on one benchmark folder: rows to ``out`` and a ``<stem>.json`` sidecar."""
     from pcl.inference import write_sidecar
+    from pcl.provenance import code_provenance
     from pcl.report.results import write_rows
 
     identity = {"tier": tier, "experiment": "bicubic", "backbone": "bicubic", "method": "bicubic",
                 "run_id": f"bicubic-x{scale}"}
     t0 = time.perf_counter()
     rows = evaluate_folder(bicubic_predictor(scale), Path(hr_dir), dataset=dataset, scale=scale, protocol=protocol,
-                           lr_dir=lr_dir, identity=identity, extra=extra, save_sr=save_sr)
+                           lr_dir=lr_dir, identity=identity, extra=extra, save_sr=save_sr, save_only=save_only)
     write_rows(Path(out), rows)
-    from pcl.provenance import code_provenance
-
     write_sidecar(Path(out), {
         "model": "bicubic", "experiment": "bicubic", "tier": tier, "dataset": dataset, "protocol": protocol,
-        "scale": scale, "predictor": "MATLAB bicubic x{0} (pcl.data.imresize)".format(scale),
+        "scale": scale, "predictor": f"MATLAB bicubic x{scale} (pcl.data.imresize)",
         "images": len(rows), "wall_seconds": time.perf_counter() - t0,
         "metrics": metric_settings(extra, scale=scale, protocol=protocol),
         "hr_dir": str(hr_dir), "lr_dir": str(lr_dir) if lr_dir else None,

@@ -23,3 +23,54 @@ def set5_dir() -> Path:
 @pytest.fixture(scope="session")
 def set14_dir() -> Path:
     return REPO / "resources" / "benchmarks" / "Set14" / "HR"
+
+
+# --- result rows: shared by the report tests -------------------------------------------------
+
+
+def result_rows(
+    tier: str,
+    experiment: str,
+    dataset: str,
+    *,
+    backbone: str = "rcan",
+    method: str = "pcl",
+    protocol: str = "matlab",
+    psnr: float | list[float] = 30.0,
+    ssim: float | list[float] = 0.9,
+    n: int | None = None,
+    **extra: object,
+) -> list[dict]:
+    """Synthetic per-image result rows of one set, images ``img000``, ``img001``...
+
+    A scalar value is given to every image, a list one value per image (so a set mean is known
+    by hand); ``n`` defaults to the length of the lists, else the benchmark's full size.  ``extra``
+    holds optional columns (``lpips``, ``niqe``) the same way.
+    """
+    from pcl.names import DATASET_SIZES
+
+    values = {"psnr": psnr, "ssim": ssim, **extra}
+    lengths = {len(v) for v in values.values() if isinstance(v, (list, tuple))}
+    if len(lengths) > 1:
+        raise ValueError(f"value lists of different lengths: {sorted(lengths)}")
+    if n is None:
+        n = lengths.pop() if lengths else DATASET_SIZES[dataset]
+    rows = []
+    for i in range(n):
+        row = dict(tier=tier, experiment=experiment, backbone=backbone, method=method, dataset=dataset,
+                   image=f"img{i:03d}", scale=4, protocol=protocol, height=64, width=64, channels=3, seed=None,
+                   run_id="test")
+        row.update({k: v[i] if isinstance(v, (list, tuple)) else v for k, v in values.items()})
+        rows.append(row)
+    return rows
+
+
+def write_results(root: Path, *groups: list[dict], source: bool = False):
+    """Write each group of rows at its canonical path under ``root`` and read them all back."""
+    from pcl.report.results import read_results, result_path, write_rows
+
+    paths = []
+    for rows in groups:
+        r = rows[0]
+        paths.append(write_rows(result_path(root, r["tier"], r["experiment"], r["protocol"], r["dataset"]), rows))
+    return read_results(paths, source=source)

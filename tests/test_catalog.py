@@ -53,7 +53,7 @@ def test_every_paper_table_row_is_fed_by_exactly_one_experiment(catalog) -> None
             assert catalog.by_cell(table, row) is not None, (table, row)
 
 
-def test_the_catalog_holds_the_issue_5_experiments(catalog) -> None:
+def test_the_catalog_holds_every_table_experiment(catalog) -> None:
     names = set(catalog.experiments)
     for b in ("edsr-s", "edsr-l", "rcan", "han", "nlsn"):
         assert {f"{b}-baseline", f"{b}-pcl"} <= names
@@ -187,3 +187,54 @@ def test_train_list_prints_the_catalog(capsys, catalog) -> None:
     for name in catalog.experiments:
         assert name in out
     assert f"{len(catalog.experiments)} experiments" in out
+
+
+def test_mini_tier_is_a_miniature_of_the_finetune_protocol(catalog) -> None:
+    # the baseline from scratch, then +PCL, its control and the as-released twin from that baseline,
+    # with the same schedule and iterations (docs/method_choices.md §7)
+    assert catalog.tier_experiments("mini") == ["edsr-s-baseline", "edsr-s-pcl", "edsr-s-control", "edsr-s-pcl-released"]
+    assert catalog.get("edsr-s-baseline").init("mini") == "scratch"
+    tuned = [catalog.get(n) for n in ("edsr-s-pcl", "edsr-s-control", "edsr-s-pcl-released")]
+    assert {str(e.init("mini")) for e in tuned} == {"{'experiment': 'edsr-s-baseline'}"}
+    assert len({json_of(e.schedule("mini")) for e in tuned}) == 1
+    assert len({e.budget("mini")["iterations"] for e in tuned}) == 1
+    assert catalog.order("mini", ["edsr-s-pcl"]) == ["edsr-s-baseline", "edsr-s-pcl"]
+
+
+def json_of(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+def test_a_tier_added_to_the_catalog_works_without_code_changes(tmp_path: Path, raw: dict, capsys) -> None:
+    data = copy.deepcopy(raw)
+    data["tiers"]["tiny"] = copy.deepcopy(data["tiers"]["smoke"])
+    data["tiers"]["tiny"]["experiments"] = ["edsr-s-baseline"]
+    for recipe in data["recipes"].values():
+        recipe["tiny"] = copy.deepcopy(recipe["smoke"])
+    loaded = _load(tmp_path, data)
+    assert "tiny" in loaded.tiers and loaded.tier_experiments("tiny") == ["edsr-s-baseline"]
+    parser = argparse.ArgumentParser()
+    add_train_parser(parser.add_subparsers())
+    args = parser.parse_args(["train", "--list", "--tier", "tiny", "--catalog", str(tmp_path / "experiments.yaml")])
+    assert args.func(args) == 0 and "(tier tiny: 1)" in capsys.readouterr().out
+    # the report layer learns the tier from the catalog too (PCL_CATALOG), in a fresh interpreter
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import pcl.names as n; print('tiny' in n.TIERS, 'tiny' in n.TRAINED_TIERS)"],
+                         capture_output=True, text=True, env={"PCL_CATALOG": str(tmp_path / "experiments.yaml"),
+                                                              "PATH": "/usr/bin:/bin"}, cwd=REPO)
+    assert out.stdout.split() == ["True", "True"], out.stderr
+    del data["recipes"]["released-rcan"]["tiny"]
+    with pytest.raises(PCLError, match=r"recipes\.released-rcan: no block for tier\(s\) tiny"):
+        _load(tmp_path, data)
+
+
+def test_unknown_tier_is_one_line_naming_the_tiers(capsys) -> None:
+    from pcl.cli import main
+
+    code = main(["train", "--experiment", "edsr-s-baseline", "--tier", "medium", "--catalog", str(CATALOG)])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown training tier 'medium'" in err and "mini" in err and err.count("\n") == 1

@@ -15,52 +15,49 @@ import sys
 import pandas as pd
 import pytest
 
+from conftest import result_rows, write_results
+
 from pcl.errors import PCLError
 from pcl.report.cells import CellsMap, cells_map, read_cells, write_cells
 from pcl.report.check import DEFAULT_DEVIATIONS, DEFAULT_TOLERANCES, run_check
-from pcl.report.results import DATASET_SIZES, read_results, result_path, write_rows
-from pcl.report.tables import TABLE2, TABLE4, TABLE5, TABLE6, TABLE7, TABLES, build_table, read_paper_table
+from pcl.report.paper import read_paper_table
+from pcl.report.specs import TABLE2, TABLE3, TABLE4, TABLE5, TABLE6, TABLE7, TABLES
+from pcl.report.tables import build_table
 from pcl.resources import resource_path
 
 PAPER = resource_path("reference", "paper")
 LOGS = resource_path("reference", "released_logs")
 
-# A slice of config/experiments.yaml's cells (the catalog is the source; these are its values).
-CELLS = {
-    "rcan-pcl": [(2, "RCAN+PCL"), (4, "config3"), (6, "pos1-neg1"), (7, "alpha0.1")],
-    "rcan-pcl-cfg1-vgg": [(4, "config1")],
-    "rcan-pcl-cfg4-noaug": [(4, "config4"), (6, "pos0-neg0")],
-    "rcan-pcl-pos-only": [(6, "pos1-neg0")],
-    "rcan-pcl-alpha0.5": [(7, "alpha0.5")],
-    "edsr-s-pcl": [(2, "EDSR-S+PCL"), (5, "EDSR-S+PCL")],
-    "edsr-s-pcl-fixed": [(5, "EDSR-S+PCL-F")],
-    "rcan-control": [],
+# A slice of config/experiments.yaml (the catalog is the source; these are its values):
+# experiment -> (backbone, method, cells).
+CATALOG = {
+    "rcan-pcl": ("rcan", "pcl", [(2, "RCAN+PCL"), (4, "config3"), (6, "pos1-neg1"), (7, "alpha0.1")]),
+    "rcan-pcl-cfg1-vgg": ("rcan", "pcl", [(4, "config1")]),
+    "rcan-pcl-cfg4-noaug": ("rcan", "pcl", [(4, "config4"), (6, "pos0-neg0")]),
+    "rcan-pcl-pos-only": ("rcan", "pcl", [(6, "pos1-neg0")]),
+    "rcan-pcl-alpha0.5": ("rcan", "pcl", [(7, "alpha0.5")]),
+    "edsr-s-pcl": ("edsr-s", "pcl", [(2, "EDSR-S+PCL"), (5, "EDSR-S+PCL")]),
+    "edsr-s-pcl-fixed": ("edsr-s", "pcl-fixed", [(5, "EDSR-S+PCL-F")]),
+    "rcan-control": ("rcan", "control", []),
+    "rcan-pcl-released": ("rcan", "pcl-released", []),
+    "edsr-s-control": ("edsr-s", "control", []),
 }
-BACKBONE = {name: name.split("-")[0] if not name.startswith("edsr") else "-".join(name.split("-")[:2]) for name in CELLS}
-METHOD = {name: name[len(BACKBONE[name]) + 1 :].split("-")[0] for name in CELLS}
-METHOD["edsr-s-pcl-fixed"] = "pcl-fixed"
+CELLS = {name: cells for name, (_, _, cells) in CATALOG.items()}
 
 
 def _mapping() -> CellsMap:
-    return cells_map(CELLS, backbones=BACKBONE, methods=METHOD, source="test catalog")
+    return cells_map(CELLS, backbones={n: b for n, (b, _, _) in CATALOG.items()},
+                     methods={n: m for n, (_, m, _) in CATALOG.items()}, source="test catalog")
 
 
 def _rows(tier, experiment, dataset, protocol, psnr, ssim, n=None, **extra):
-    n = DATASET_SIZES[dataset] if n is None else n
-    return [
-        dict(tier=tier, experiment=experiment, backbone=BACKBONE.get(experiment, "rcan"),
-             method=METHOD.get(experiment, "pcl"), dataset=dataset, image=f"img{i:03d}", scale=4, protocol=protocol,
-             psnr=psnr, ssim=ssim, height=64, width=64, channels=3, seed=None, run_id="test", **extra)
-        for i in range(n)
-    ]
+    backbone, method, _ = CATALOG.get(experiment, ("rcan", "pcl", []))
+    return result_rows(tier, experiment, dataset, backbone=backbone, method=method, protocol=protocol, psnr=psnr, ssim=ssim,
+                       n=n, **extra)
 
 
 def _results(tmp_path, blocks) -> pd.DataFrame:
-    paths = []
-    for rows in blocks:
-        r = rows[0]
-        paths.append(write_rows(result_path(tmp_path, r["tier"], r["experiment"], r["protocol"], r["dataset"]), rows))
-    return read_results(paths)
+    return write_results(tmp_path, *blocks)
 
 
 def _smoke_all(tmp_path, *, skip=(), nan=None, partial=None) -> pd.DataFrame:
@@ -102,6 +99,15 @@ def test_every_catalog_row_key_names_one_paper_row():
             assert set(TABLE_ROWS[spec.number]) == set(keys), spec.name
 
 
+def test_trained_tiers_are_the_catalogs_tiers():
+    # the report places exactly the tiers the catalog trains by the catalog's cells, the others by name
+    from pcl.names import TIERS, TRAINED_TIERS
+    from pcl.train.catalog import load_catalog
+
+    assert set(load_catalog().tiers) == set(TRAINED_TIERS)
+    assert set(TRAINED_TIERS) < set(TIERS) and {"reported", "bicubic", "released"}.isdisjoint(TRAINED_TIERS)
+
+
 def test_row_labels_show_the_ablation_settings():
     labels = {s.name: read_paper_table(PAPER / s.paper_file, s.label_columns, s.name, named=s.named_labels).labels for s in TABLES}
     assert labels["table4"][0] == "config=1, embedding=VGG, aug=1"
@@ -124,12 +130,12 @@ def test_smoke_rows_are_placed_by_the_catalog_cells(tmp_path):
     assert [l.experiment for l in _our_lines(t4, "config=1, embedding=VGG, aug=1")] == ["rcan-pcl-cfg1-vgg"]
     md = t4.to_markdown()
     # paper config3 Set5 32.70 / 0.9005; ours 10 dB / 0.1 shown as not comparable
-    assert "| smoke / matlab / `rcan-pcl` | 10.00 (n/c) | 0.1000 (n/c) | 10.00 (n/c) | 0.1000 (n/c) | – |" in md
+    assert "| smoke / `rcan-pcl` / matlab | 10.00 (n/c) | 0.1000 (n/c) | 10.00 (n/c) | 0.1000 (n/c) | – |" in md
     # configs 2 and 5 have no experiment in this slice of the catalog
     assert md.count("no result (tiers run: smoke)") == 2
 
 
-def test_tables_v_vi_vii_and_table2_fallback(tmp_path):
+def test_tables_v_vi_vii_and_table2(tmp_path):
     df = _smoke_all(tmp_path)
     cells = _mapping()
     t5 = build_table(df, TABLE5, cells=cells)
@@ -147,12 +153,39 @@ def test_tables_v_vi_vii_and_table2_fallback(tmp_path):
     assert [(c.dataset, c.metric, c.paper_printed, c.our_value) for c in line.cells] == [("Set14", "psnr", "28.77", 10.0)]
     t2 = build_table(df, TABLE2, cells=cells)
     by_row = {label: [l.experiment for l in _our_lines(t2, label)] for label in t2.paper.labels}
-    assert by_row["RCAN+PCL"] == ["rcan-pcl"] and by_row["EDSR-S+PCL"] == ["edsr-s-pcl"]
-    # an experiment that feeds no cell (the L1-only control) falls back to its name: the RCAN row
+    assert by_row["EDSR-S+PCL"] == ["edsr-s-pcl"]
+    # experiments that feed no cell sit on their backbone's row, by the catalog's backbone and
+    # method: the L1-only control on RCAN, the authors' script as released beside the paper's +PCL
     assert by_row["RCAN"] == ["rcan-control"]
-    # ablation runs never land on Table II
+    assert by_row["RCAN+PCL"] == ["rcan-pcl", "rcan-pcl-released"]
+    # ablation runs never land on Table II; every experiment of the slice is on some table
     placed = {e for v in by_row.values() for e in v}
     assert not placed & {"rcan-pcl-cfg1-vgg", "rcan-pcl-pos-only", "rcan-pcl-alpha0.5", "edsr-s-pcl-fixed"}
+    assert not any(t.unplaced for t in (t2, t5, t6, t7))
+    # Tables IV-VII place by cells only: no backbone row there for the control or the released script
+    assert not {"rcan-control", "rcan-pcl-released"} & {l.experiment for t in (t5, t6, t7) for l in t.lines}
+
+
+def test_no_cell_experiments_on_table3_backbone_rows(tmp_path):
+    # Table III has RCAN rows (no HAN row): a control and a released-script run with NIQE land there
+    df = _results(tmp_path, [_rows("finetune", "rcan-control", "Set5", "matlab", 32.6, 0.90, niqe=6.0),
+                             _rows("finetune", "rcan-pcl-released", "Set5", "matlab", 32.7, 0.90, niqe=5.9)])
+    t3 = build_table(df, TABLE3, cells=_mapping())
+    assert [l.experiment for l in _our_lines(t3, "RCAN")] == ["rcan-control"]
+    (line,) = _our_lines(t3, "RCAN+PCL")
+    assert line.experiment == "rcan-pcl-released" and _cell(line, "Set5", "niqe").our_value == 5.9
+    assert "| finetune / `rcan-pcl-released` / matlab | 5.900 (" in t3.to_markdown()
+
+
+def test_mini_tier_is_placed_by_the_catalog_and_not_compared(tmp_path):
+    df = _results(tmp_path, [_rows("mini", "edsr-s-pcl", "Set5", "matlab", 30.0, 0.85),
+                             _rows("mini", "edsr-s-control", "Set5", "matlab", 29.9, 0.85)])
+    t2 = build_table(df, TABLE2, cells=_mapping())
+    (line,) = _our_lines(t2, "EDSR-S+PCL")
+    assert (line.source, line.experiment) == ("mini", "edsr-s-pcl") and not line.comparable
+    assert [l.experiment for l in _our_lines(t2, "EDSR-S")] == ["edsr-s-control"]
+    assert "| mini / `edsr-s-pcl` / matlab | 30.00 (n/c) | 0.8500 (n/c) |" in t2.to_markdown()
+    assert t2.long_frame().query("source == 'mini'")["delta"].isna().all()
 
 
 def test_untrained_tiers_are_not_placed_by_the_catalog(tmp_path):
@@ -183,10 +216,18 @@ def test_unknown_row_key_is_listed_as_unplaced(tmp_path):
     assert "Results with no row in this table: `rcan-pcl-alpha2`." in t7.to_markdown()
 
 
-def test_without_a_mapping_trained_rows_fall_back_to_names(tmp_path):
+def test_trained_results_are_never_placed_by_name(tmp_path):
+    # without a mapping no trained result has a row, on any table: each is listed as unplaced
     df = _smoke_all(tmp_path)
-    assert not any(not l.is_paper and not l.message for l in build_table(df, TABLE4).lines)
-    assert [l.experiment for l in _our_lines(build_table(df, TABLE2), "RCAN+PCL")] == ["rcan-pcl"]
+    for spec in (TABLE2, TABLE4):
+        table = build_table(df, spec)
+        assert not any(not l.is_paper and not l.message for l in table.lines)
+        assert table.unplaced == tuple(sorted(CELLS))
+    # with one, an experiment the catalog lacks is unplaced even though its name reads like a Table II run
+    df = _results(tmp_path / "x", [_rows("smoke", "rcan-pcl-v2", "Set5", "matlab", 10.0, 0.1)])
+    t2 = build_table(df, TABLE2, cells=_mapping())
+    assert t2.unplaced == ("rcan-pcl-v2",) and not _our_lines(t2, "RCAN+PCL")
+    assert "Results with no row in this table: `rcan-pcl-v2`." in t2.to_markdown()
 
 
 # --- the mapping file -------------------------------------------------------------------------
@@ -197,6 +238,7 @@ def test_cells_file_round_trip(tmp_path):
     back = read_cells(path)
     assert back.cells == _mapping().cells
     assert back.backbones["edsr-s-pcl-fixed"] == "edsr-s" and back.methods["edsr-s-pcl-fixed"] == "pcl-fixed"
+    assert back.backbones["rcan-pcl-released"] == "rcan" and back.methods["rcan-pcl-released"] == "pcl-released"
     assert back.source == "test catalog"
     assert back.rows("rcan-pcl", 4) == ["config3"] and back.rows("rcan-control", 2) == []
     assert back.experiments_with_cells() == [n for n, c in CELLS.items() if c]
@@ -240,6 +282,9 @@ def test_catalog_cells_cli_feeds_every_paper_row(tmp_path):
     # every row of Tables II, IV-VII that the catalog lists is fed by exactly one experiment
     assert fed == {(t, row) for t, rows in TABLE_ROWS.items() for row in rows}
     assert cells.rows("edsr-s-pcl-fixed", 5) == ["EDSR-S+PCL-F"]
+    # experiments without cells carry what places them on their backbone's rows
+    assert (cells.backbones["nlsn-pcl-released"], cells.methods["nlsn-pcl-released"]) == ("nlsn", "pcl-released")
+    assert (cells.backbones["han-control"], cells.methods["han-control"]) == ("han", "control")
 
 
 # --- pcl check, smoke tier ----------------------------------------------------------------------
@@ -302,7 +347,7 @@ def test_check_cli_reads_the_cells_file(tmp_path):
 
 def test_report_layer_does_not_import_train():
     # architecture.md package map: pcl.report must not import pcl.train (the mapping travels as a file)
-    code = ("import sys, pcl.report.tables, pcl.report.check, pcl.report.cells; "
+    code = ("import sys, pcl.report.reports, pcl.report.check, pcl.report.cells; "
             "print(sorted(m for m in sys.modules if m.startswith('pcl.train')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -318,7 +363,12 @@ def test_tables_cli_writes_every_table_with_the_cells_file(tmp_path):
                  "--figures-dir", str(tmp_path / "figures")])
     assert code == 0
     assert sorted(p.name for p in out.glob("table*.md")) == [f"table{n}.md" for n in (2, 3, 4, 5, 6, 7)]
-    assert "| smoke / matlab / `edsr-s-pcl-fixed` |" in (out / "table5.md").read_text()
+    assert "| smoke / `edsr-s-pcl-fixed` / matlab |" in (out / "table5.md").read_text()
     long = pd.read_csv(out / "table6.csv")
     smoke = long[(long["source"] == "smoke") & (long["row_label"] == "pos=1, neg=0")]
     assert set(smoke["experiment"]) == {"rcan-pcl-pos-only"} and smoke["delta"].isna().all()
+    # Table VI has no Set5/Set14 columns: the smoke line stands for its files but no cell reads one
+    assert smoke["source_files"].isna().all()
+    t7 = pd.read_csv(out / "table7.csv")
+    cell = t7[(t7["source"] == "smoke") & (t7["experiment"] == "rcan-pcl-alpha0.5")]
+    assert list(cell["source_files"]) == [f"{(tmp_path / 'results').name}/smoke/rcan-pcl-alpha0.5/matlab/Set14.csv"]

@@ -1,22 +1,28 @@
 """``pcl check``: per-tier rules, expected deviations, stale entries and config validation.
 
 Tolerances are those of config/tolerances.yaml (bicubic 0.01 dB / 0.0015 SSIM; released logs
-within half a unit of the printed digit); the expected deviations are spec method.md 8.1.
+within half a unit of the printed digit); the expected deviations are docs/method.md §8.1.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from conftest import result_rows, write_results
+
 from pcl.errors import PCLError
+from pcl.provenance import code_provenance
 from pcl.report.audit import audit_table
+from pcl.report.cells import cells_map
 from pcl.report.check import DEFAULT_DEVIATIONS, DEFAULT_TOLERANCES, check_files, load_deviations, run_check
+from pcl.report.check_provenance import placements, sidecar_status
 from pcl.report.released_logs import ingest
-from pcl.report.results import read_results, write_rows
+from pcl.report.results import read_results, result_path, write_rows
 from pcl.resources import resource_path
 
 PAPER = resource_path("reference", "paper")
@@ -24,11 +30,7 @@ LOGS = resource_path("reference", "released_logs")
 
 
 def _rows(tier, experiment, backbone, method, dataset, protocol, psnrs, ssims):
-    return [
-        dict(tier=tier, experiment=experiment, backbone=backbone, method=method, dataset=dataset, image=f"img{i}",
-             scale=4, protocol=protocol, psnr=p, ssim=s, height=None, width=None, channels=None, seed=None, run_id="t")
-        for i, (p, s) in enumerate(zip(psnrs, ssims))
-    ]
+    return result_rows(tier, experiment, dataset, backbone=backbone, method=method, protocol=protocol, psnr=psnrs, ssim=ssims)
 
 
 def _frame(tmp_path: Path, rows: list[dict]) -> pd.DataFrame:
@@ -37,7 +39,11 @@ def _frame(tmp_path: Path, rows: list[dict]) -> pd.DataFrame:
 
 def _check(results, **kw):
     return run_check(results, tolerances_path=kw.pop("tolerances_path", DEFAULT_TOLERANCES),
-                     deviations_path=kw.pop("deviations_path", DEFAULT_DEVIATIONS), paper_dir=PAPER, logs_dir=LOGS)
+                     deviations_path=kw.pop("deviations_path", DEFAULT_DEVIATIONS), paper_dir=PAPER, logs_dir=LOGS, **kw)
+
+
+def _items(report, check):
+    return [i for i in report.items if i.check == check]
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +62,9 @@ def test_bicubic_within_tolerance_passes(tmp_path):
     report = _check(df)
     assert report.exit_code == 0, report.render()
     assert [(i.dataset, i.metric, i.status) for i in report.items] == [("Set5", "psnr", "ok"), ("Set5", "ssim", "ok")]
+    # the file lands on Table II's Bicubic row: counted in a note, no item (items are the cells)
+    assert "1 result file(s) each on a row of Tables II-VII" in report.notes
+    assert placements(df, paper_dir=PAPER, cells=None) == {"results/bicubic/bicubic/matlab/Set5.csv": ["T2:Bicubic"]}
 
 
 def test_bicubic_outside_tolerance_fails(tmp_path):
@@ -83,10 +92,13 @@ def test_reported_tier_passes_with_expected_deviations(reported):
     _, df = reported
     report = _check(df)
     assert report.exit_code == 0, report.render()
-    # spec 8.1: 27 cells flagged (±1) or (X) across the eight logs
+    # docs/method.md §8.1: 27 cells flagged (±1) or (X) across the eight logs
     assert len(report.expected) == 27
     text = report.render()
-    assert "Expected deviations that occurred" in text and "spec 8.1 item 1" in text
+    assert "Expected deviations that occurred" in text
+    # each occurred deviation is shown with the reason the file documents
+    reasons = {d.reason for d in load_deviations(DEFAULT_DEVIATIONS, PAPER)}
+    assert {i.detail for i in report.expected} == reasons and all(r in text for r in reasons)
     assert "tier bicubic: no rows; no checks" in text and "tier smoke: no rows; no checks" in text
     # (a) 8 logs x 5 sets x 2 metrics average-line checks, all ok
     avg = [i for i in report.items if i.check == "average-line"]
@@ -95,7 +107,12 @@ def test_reported_tier_passes_with_expected_deviations(reported):
 
 def test_check_files_entry(reported, tmp_path):
     root, _ = reported
-    assert check_files(sorted(root.rglob("*.csv"))).exit_code == 0
+    report = check_files(sorted(root.rglob("*.csv")))
+    assert report.exit_code == 0
+    # tier reported comes from the released logs: no sidecar expected, every file on a Table II row
+    assert any("no sidecar expected" in n for n in report.notes)
+    assert "40 result file(s) each on a row of Tables II-VII" in report.notes
+    assert not {i.check for i in report.items} & {"placed", "sidecar"}
     # no files at all: every configured tier says it has no rows, nothing fails
     empty = check_files([])
     assert empty.exit_code == 0 and empty.items == [] and "tier reported: no rows; no checks" in empty.render()
@@ -104,7 +121,7 @@ def test_check_files_entry(reported, tmp_path):
 
 
 def test_deviation_file_matches_the_audit():
-    # the documented deviations are exactly the audit's non-equal flags (spec 8.1 recomputed)
+    # the documented deviations are exactly the audit's non-equal flags (docs/method.md §8.1 recomputed)
     audit = audit_table(LOGS, PAPER / "table2.csv")
     flagged = audit[(audit["kind"] == "average") & (audit["flag"] != "=")]
     from_audit = {(r, d, m) for r, d, m in zip(flagged["row_label"], flagged["dataset"], flagged["metric"])}
@@ -132,7 +149,7 @@ def test_stale_deviation_fails(reported, tmp_path):
 
 def test_undocumented_deviation_fails(reported, tmp_path):
     _, df = reported
-    # drop spec 8.1 item 6 (NLSN+PCL B100 SSIM) from the file: it becomes a miss
+    # drop docs/method.md §8.1 item 6 (NLSN+PCL B100 SSIM) from the file: it becomes a miss
     path = _deviations_file(tmp_path, lambda devs: [d for d in devs if not (d["row"] == "NLSN+PCL")])
     report = _check(df, deviations_path=path)
     assert report.exit_code == 1
@@ -158,7 +175,7 @@ def test_smoke_nan_fails_and_finite_passes(tmp_path):
     bad = _rows("smoke", "rcan-pcl", "rcan", "pcl", "Set5", "authors", [5.0, float("nan")], [0.1, 0.2])
     report = _check(_frame(tmp_path, bad))
     assert report.exit_code == 1
-    assert [(i.metric, i.detail) for i in report.misses] == [("psnr", "1/2 images not finite: img1")]
+    assert [(i.metric, i.detail) for i in report.misses] == [("psnr", "1/2 images not finite: img001")]
 
 
 def test_unconfigured_tier_is_noted(tmp_path):
@@ -166,6 +183,82 @@ def test_unconfigured_tier_is_noted(tmp_path):
     report = _check(_frame(tmp_path, rows))
     assert report.exit_code == 0 and report.items == []
     assert any("tier finetune: 5 rows but no rule" in n for n in report.notes)
+    # a trained tier is placed by the catalog's cells: without them its placement is not judged either
+    assert any("tier finetune: no cells mapping given" in n for n in report.notes)
+
+
+# --- every result file lands in a table -----------------------------------------------------------
+
+
+def test_trained_result_outside_the_catalog_fails(tmp_path):
+    cells = cells_map({"rcan-pcl": [(2, "RCAN+PCL")], "rcan-control": []},
+                      backbones={"rcan-pcl": "rcan", "rcan-control": "rcan"}, methods={"rcan-pcl": "pcl", "rcan-control": "control"},
+                      source="test catalog")
+    known = _rows("finetune", "rcan-pcl", "rcan", "pcl", "Set5", "matlab", [32.7] * 5, [0.9] * 5)
+    control = result_rows("finetune", "rcan-control", "Set5", backbone="rcan", method="control", psnr=32.6, niqe=6.5)
+    stray = _rows("finetune", "rcan-pcl-v2", "rcan", "pcl", "Set5", "matlab", [32.7] * 5, [0.9] * 5)
+    df = write_results(tmp_path, known, control, stray)
+    assert placements(df, paper_dir=PAPER, cells=cells) == {
+        "results/finetune/rcan-pcl/matlab/Set5.csv": ["T2:RCAN+PCL"],
+        # a control feeds no cell: it sits on its backbone's rows of Tables II and III (III: it has NIQE)
+        "results/finetune/rcan-control/matlab/Set5.csv": ["T2:RCAN", "T3:RCAN"],
+        "results/finetune/rcan-pcl-v2/matlab/Set5.csv": [],
+    }
+    report = _check(df, cells=cells)
+    (miss,) = report.misses
+    assert (miss.check, miss.subject, miss.dataset) == ("placed", "results/finetune/rcan-pcl-v2/matlab/Set5.csv", "Set5")
+    assert "lands in no table: rcan-pcl-v2 is not in the catalog (test catalog)" in miss.detail
+    assert "2 result file(s) each on a row of Tables II-VII" in report.notes
+
+
+def test_result_at_another_scale_fails(tmp_path):
+    rows = [{**r, "scale": 2} for r in _rows("bicubic", "bicubic", "bicubic", "bicubic", "Set5", "matlab", [33.6] * 5, [0.93] * 5)]
+    report = _check(_frame(tmp_path, rows))
+    (miss,) = report.misses
+    assert miss.check == "placed" and "scale x2; the tables are x4" in miss.detail
+
+
+# --- every result file has a sidecar that names its code --------------------------------------------
+
+
+def _write_bicubic(root: Path, sidecar: dict | str | None) -> Path:
+    path = write_rows(result_path(root, "bicubic", "bicubic", "matlab", "Set5"),
+                      _rows("bicubic", "bicubic", "bicubic", "bicubic", "Set5", "matlab", [28.42] * 5, [0.8104] * 5))
+    if sidecar is not None:
+        path.with_suffix(".json").write_text(sidecar if isinstance(sidecar, str) else json.dumps(sidecar))
+    return path
+
+
+@pytest.mark.parametrize(
+    "sidecar, detail",
+    [
+        (None, "no sidecar Set5.json"),
+        ("{not json", "not readable JSON"),
+        ({"model": "bicubic"}, "no 'git' with a 'commit' and no 'packages' versions"),
+        ({"git": {"commit": "abc"}, "packages": {}}, "no 'packages' versions"),
+    ],
+)
+def test_sidecar_must_record_git_and_packages(tmp_path, sidecar, detail):
+    path = _write_bicubic(tmp_path / "results", sidecar)
+    report = check_files([path], paper_dir=PAPER, logs_dir=LOGS)
+    (miss,) = report.misses
+    assert (miss.check, miss.subject) == ("sidecar", "results/bicubic/bicubic/matlab/Set5.csv")
+    assert detail in miss.detail and report.exit_code == 1
+
+
+def test_sidecar_as_evaluate_writes_it_passes(tmp_path):
+    path = _write_bicubic(tmp_path / "results", {"model": "bicubic", **code_provenance()})
+    report = check_files([path], paper_dir=PAPER, logs_dir=LOGS)
+    assert report.exit_code == 0 and _items(report, "sidecar") == []
+    assert "1 result file(s) with a sidecar recording git and packages" in report.notes
+    status, detail = sidecar_status(path)
+    assert status == "ok" and detail.endswith("package versions")
+
+
+def test_rows_without_their_files_skip_the_sidecar_check(tmp_path):
+    report = _check(read_results([_write_bicubic(tmp_path, None)]))
+    assert _items(report, "sidecar") == [] and report.exit_code == 0
+    assert "result rows given without their files; sidecars not checked" in report.notes
 
 
 # --- config validation ------------------------------------------------------------------------

@@ -12,12 +12,18 @@ import pytest
 from PIL import Image
 
 from pcl.cli import main
-from pcl.evaluate import bicubic_predictor, canonical_dataset, evaluate_folder
+from pcl.errors import PCLError
+from pcl.evaluate import bicubic_predictor, evaluate_folder
+from pcl.names import canonical_dataset
+from pcl.report.check import DEFAULT_TOLERANCES, load_tolerances
+from pcl.report.paper import read_paper_table
+from pcl.resources import resource_path
 
-# Paper Table II, row "Bicubic" (resources/reference/paper/table2.csv).
-PAPER_BICUBIC = {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027)}
-# Issue #2 acceptance tolerances for the bicubic tier.
-TOL_PSNR, TOL_SSIM = 0.01, 0.0015
+# The paper's Bicubic row as transcribed, and the bicubic tier's acceptance rule of `pcl check`.
+_TABLE2 = read_paper_table(resource_path("reference", "paper", "table2.csv"))
+PAPER_BICUBIC = {ds: tuple(float(_TABLE2.printed("Bicubic", ds, m)) for m in ("psnr", "ssim")) for ds in ("Set5", "Set14")}
+_RULE = load_tolerances(DEFAULT_TOLERANCES)["bicubic"]
+TOL_PSNR, TOL_SSIM = float(_RULE["psnr"]), float(_RULE["ssim"])
 
 
 def _means(rows: list[dict]) -> tuple[float, float]:
@@ -48,7 +54,7 @@ def test_bicubic_set14_matches_paper_under_matlab(set14_rows: dict) -> None:
 
 
 def test_authors_protocol_raises_set14_by_the_gray_image_shift(set14_rows: dict) -> None:
-    # Spec method.md §7.2: only `bridge` is single-channel; replicating it to RGB and taking Y
+    # docs/protocols.md §5: only `bridge` is single-channel; replicating it to RGB and taking Y
     # compresses differences by 219/255, i.e. +20*log10(255/219) = +1.3219 dB on that image and
     # +1.3219/14 dB on the Set14 mean. Every 3-channel image scores identically.
     matlab = {r["image"]: r for r in set14_rows["matlab"]}
@@ -65,7 +71,10 @@ def test_authors_protocol_raises_set14_by_the_gray_image_shift(set14_rows: dict)
 
 def test_dataset_aliases() -> None:
     assert canonical_dataset("bsd100") == "B100"
-    assert canonical_dataset("SET5") == "Set5"
+    assert canonical_dataset(" SET5 ") == "Set5"
+    assert canonical_dataset("Urban100") == "Urban100"
+    with pytest.raises(PCLError, match="unknown dataset 'DIV2K'; use one of Set5, Set14, B100, Urban100, Manga109"):
+        canonical_dataset("DIV2K")
 
 
 def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import sys
 import types
 import urllib.error
-from pathlib import Path
 
 import numpy as np
 import pytest

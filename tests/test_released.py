@@ -20,7 +20,8 @@ from pcl.released import checkpoint_status, fetch_checkpoints, load_registry, pr
 from pcl.report.check import DEFAULT_DEVIATIONS, DEFAULT_TOLERANCES, normalise_image_name, run_check
 from pcl.report.released_logs import LOG_EXPERIMENTS, experiment_name
 from pcl.report.results import DATASET_SIZES, DATASETS, read_results, write_rows
-from pcl.report.tables import build_table2
+from pcl.report.specs import TABLE2
+from pcl.report.tables import build_table
 
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY = REPO / "config" / "checkpoints.yaml"
@@ -308,8 +309,8 @@ def test_nlsn_uses_the_seed_spread_and_unlogged_models_are_notes(tmp_path: Path)
 def test_table2_shows_released_rows_beside_the_paper(tmp_path: Path) -> None:
     log = _write_log(tmp_path / "RCAN_OFFICIAL.log", seed=4)
     csv = write_rows(tmp_path / "r.csv", _rows("rcan-official", "rcan", "official", "Set5", log["Set5"]))
-    table = build_table2(read_results([csv]))
+    table = build_table(read_results([csv]), TABLE2)
     lines = [ln for ln in table.lines if ln.row_label == "RCAN"]
     assert [ln.source for ln in lines] == ["paper", "released"]
-    assert "released / authors / `rcan-official`" in table.to_markdown()
+    assert "released / `rcan-official` / authors" in table.to_markdown()
     assert "released" in table.tiers_run

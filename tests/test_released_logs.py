@@ -1,7 +1,7 @@
 """Released per-image logs: parsing, self-consistency, ingestion and the audit against Table II.
 
-Expected numbers come from spec method.md section 8 (format, line counts, HAN_Ours doubled),
-8.1 (flags of log averages vs Table II) and 8.2 (gains and images improved), all hand-made from
+Expected numbers come from docs/protocols.md §8 (format, line counts, HAN_Ours doubled) and
+docs/method.md §8.1 (flags of log averages vs Table II) and §8.2 (gains and images improved), all hand-made from
 the same files; the audit must reproduce them from the data.
 """
 
@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from pcl.errors import PCLError
-from pcl.report.audit import audit_table, classify, round_half_up, write_audit
+from pcl.names import DATASETS
+from pcl.report.audit import audit_table, classify, write_audit
+from pcl.report.paper import round_half_up
 from pcl.report.released_logs import (
     LOG_EXPERIMENTS,
     check_averages,
@@ -23,7 +25,7 @@ from pcl.report.released_logs import (
     parse_log,
     parse_logs,
 )
-from pcl.report.results import DATASETS, RESULT_COLUMNS, read_results
+from pcl.report.results import RESULT_COLUMNS, read_results
 from pcl.resources import resource_path
 
 LOGS = resource_path("reference", "released_logs")
@@ -55,12 +57,13 @@ def _edit_line(path: Path, lineno: int, new: str) -> None:
 
 
 def test_every_shipped_log_parses(logs):
-    # spec 8: eight logs; 338 lines each (5 headers + 328 images + 5 averages), HAN_Ours 676 (doubled)
-    assert set(logs) == set(LOG_EXPERIMENTS)
+    # docs/protocols.md §8: eight logs; 338 lines each (5 headers + 328 images + 5 averages), HAN_Ours 676 (doubled)
+    assert sorted(logs) == sorted(p.stem for p in LOGS.glob("*.log")) and len(logs) == 8
+    assert set(logs) <= set(LOG_EXPERIMENTS)  # every shipped log has a known (backbone, method)
     for name, parsed in logs.items():
         assert parsed.n_lines == (676 if name == "HAN_Ours" else 338), name
         assert parsed.duplicated == (name == "HAN_Ours"), name
-        # spec 8: block order and sizes Set5 5, Set14 14, B100 100, Urban100 100, Manga109 109
+        # docs/protocols.md §8: block order and sizes Set5 5, Set14 14, B100 100, Urban100 100, Manga109 109
         assert [(b.dataset, len(b.images)) for b in parsed.blocks] == [
             ("Set5", 5), ("Set14", 14), ("B100", 100), ("Urban100", 100), ("Manga109", 109)
         ]
@@ -77,7 +80,7 @@ def test_first_image_line_parsed_exactly(logs):
 
 
 def test_stated_averages_equal_per_image_means(logs):
-    # spec 8: "The averages in the files equal the means of the per-image lines" (6 printed decimals)
+    # docs/protocols.md §8: "The averages in the files equal the means of the per-image lines" (6 printed decimals)
     for parsed in logs.values():
         assert check_averages(parsed) == []
         assert abs(largest_average_difference(parsed).difference) <= 1e-6
@@ -170,18 +173,18 @@ def test_unknown_log_file_is_refused(tmp_path):
         ingest(tmp_path, tmp_path / "results")
 
 
-# --- audit vs spec 8.1 / 8.2 ------------------------------------------------------------------
+# --- audit vs docs/method.md §8.1 / §8.2 ------------------------------------------------------
 
 
 def test_rounding_helpers():
-    # half-up, not banker's: 27.825 -> 27.83; 0.745448 -> 0.7454 (spec 8.1 item 6)
+    # half-up, not banker's: 27.825 -> 27.83; 0.745448 -> 0.7454 (docs/method.md §8.1 item 6)
     assert str(round_half_up("27.825", 2)) == "27.83"
     assert classify(0.745448, "0.7455") == ("0.7454", -1, "±1")
     assert classify(32.484510, "32.46") == ("32.48", 2, "X")
     assert classify(32.523324, "32.52") == ("32.52", 0, "=")
 
 
-# spec 8.1 table, transcribed: (log, dataset) -> (PSNR flag, SSIM flag); "" means equal after rounding
+# docs/method.md §8.1 table, transcribed: (log, dataset) -> (PSNR flag, SSIM flag); "" means equal after rounding
 SPEC_81 = {
     "EDSR_RAW_OFFICIAL": [("X", "X"), ("±1", "X"), ("±1", ""), ("±1", "X"), ("X", "X")],
     "EDSR_Ours": [("", ""), ("", ""), ("", "X"), ("", "±1"), ("", "")],
@@ -206,19 +209,19 @@ def test_audit_reproduces_spec_8_1_flags(audit):
 def test_audit_rows_map_logs_to_table2_rows(audit):
     avg = audit[audit["kind"] == "average"]
     pairs = set(zip(avg["log"], avg["row_label"]))
-    # spec 8 file table: EDSR_RAW_OFFICIAL is EDSR-L (not EDSR-S), the Ours logs are the +PCL rows
+    # docs/protocols.md §8 file table: EDSR_RAW_OFFICIAL is EDSR-L (not EDSR-S), the Ours logs are the +PCL rows
     assert ("EDSR_RAW_OFFICIAL", "EDSR-L") in pairs and ("NLSNx4_Ours", "NLSN+PCL") in pairs
     assert len(pairs) == 8
 
 
-# spec 8.2 "Images improved (PSNR, +PCL vs official)"
+# docs/method.md §8.2 "Images improved (PSNR, +PCL vs official)"
 SPEC_82_IMPROVED = {
     "edsr-l": [4, 12, 66, 79, 102],
     "rcan": [4, 10, 79, 74, 98],
     "han": [4, 9, 65, 77, 44],
     "nlsn": [4, 13, 94, 93, 109],
 }
-# spec 8.2 "log gains PSNR" (3 decimals as printed there)
+# docs/method.md §8.2 "log gains PSNR" (3 decimals as printed there)
 SPEC_82_GAINS = {
     "edsr-l": [0.039, 0.024, 0.015, 0.062, 0.163],
     "rcan": [0.058, 0.042, 0.030, 0.093, 0.213],
@@ -239,13 +242,13 @@ def test_audit_reproduces_spec_8_2_gains_and_improved_counts(audit):
 
 def test_audit_gain_compares_with_row_difference(audit):
     gains = audit[audit["kind"] == "gain"].set_index(["backbone", "dataset", "metric"])
-    # spec 8.3: EDSR-L Urban100 rows give 0.07 / 0.0023 (the printed Gains cell 0.06/0.0019 is not used)
+    # docs/method.md §8.3: EDSR-L Urban100 rows give 0.07 / 0.0023 (the printed Gains cell 0.06/0.0019 is not used)
     assert gains.loc[("edsr-l", "Urban100", "psnr"), "paper_value"] == "0.07"
     assert gains.loc[("edsr-l", "Urban100", "ssim"), "paper_value"] == "0.0023"
-    # spec 9 #20: NLSN Manga109 row gain 0.30 dB vs 0.246 from the logs
+    # docs/method.md §9 item 20: NLSN Manga109 row gain 0.30 dB vs 0.246 from the logs
     assert gains.loc[("nlsn", "Manga109", "psnr"), "paper_value"] == "0.30"
     assert gains.loc[("nlsn", "Manga109", "psnr"), "flag"] == "X"
-    # RCAN gains from logs match the rows everywhere (spec 8.1 item 3: "the gain is unchanged")
+    # RCAN gains from logs match the rows everywhere (docs/method.md §8.1 item 3: "the gain is unchanged")
     assert set(gains.xs("rcan", level="backbone")["flag"]) == {"="}
 
 

@@ -12,32 +12,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import result_rows, write_results
+
 from pcl.errors import PCLError
 from pcl.report.cells import read_cells
-from pcl.report.check import CheckItem, CheckReport, load_tolerances, run_check
+from pcl.report.check import CheckReport, load_tolerances, run_check
 from pcl.report.check_perceptual import check_table3
-from pcl.report.results import read_results, result_path, write_rows
-from pcl.report.tables import TABLE3, TABLE6, build_table
+from pcl.report.specs import TABLE3, TABLE6
+from pcl.report.tables import build_table
 from pcl.resources import resource_path
 
 
 def _rows(tier, experiment, backbone, method, dataset, n, psnr=30.0, **extra):
-    return [
-        {"tier": tier, "experiment": experiment, "backbone": backbone, "method": method, "dataset": dataset,
-         "image": f"img{i}", "scale": 4, "protocol": "matlab", "psnr": psnr, "ssim": 0.9, "height": 64, "width": 64,
-         "channels": 3, "seed": "", "run_id": "r", **{k: v[i] if isinstance(v, list) else v for k, v in extra.items()}}
-        for i in range(n)
-    ]
+    return result_rows(tier, experiment, dataset, backbone=backbone, method=method, psnr=psnr, n=n, **extra)
 
 
 def _frame(tmp_path: Path, *groups: list[dict]) -> pd.DataFrame:
-    files = []
-    for rows in groups:
-        r = rows[0]
-        path = result_path(tmp_path, r["tier"], r["experiment"], r["protocol"], r["dataset"])
-        write_rows(path, rows)
-        files.append(path)
-    return read_results(files)
+    return write_results(tmp_path, *groups)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +77,7 @@ def test_check_table3_tolerance(tmp_path: Path, cells) -> None:
         _frame(tmp_path / "b", _rows("released", "rcan-pcl", "rcan", "pcl", "Set5", 5, niqe=6.964 + 0.06)),
     ], ignore_index=True)
     report = CheckReport()
-    check_table3("released", {"niqe": 0.05}, rows, resource_path("reference", "paper"), report, CheckItem)
+    check_table3("released", {"niqe": 0.05}, rows, resource_path("reference", "paper"), report)
     status = {(i.subject, i.row): i.status for i in report.items}
     assert status == {("nlsn-pcl", "NLSN+PCL"): "ok", ("rcan-pcl", "RCAN+PCL"): "miss"}
 
@@ -95,7 +86,7 @@ def test_finite_rule_covers_computed_niqe(tmp_path: Path, cells) -> None:
     frame = _frame(tmp_path, _rows("smoke", "rcan-pcl", "rcan", "pcl", "Set5", 5, niqe=[6.0, math.nan, 7.0, 7.0, 7.0]))
     report = run_check(frame, cells=cells)
     bad = [i for i in report.items if i.metric == "niqe" and i.status == "miss"]
-    assert bad and "img1" in bad[0].detail
+    assert [i.detail for i in bad] == ["1/5 images not finite: img001"]
 
 
 def test_table3_tolerance_block_is_validated(tmp_path: Path) -> None:

@@ -66,13 +66,32 @@ def test_finetune_dry_run_lists_the_paper_job_set(workdir):
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
 
 
-def test_embedded_default_trains_every_experiment_at_smoke_size(workdir):
+def test_embedded_default_trains_every_experiment_at_smoke_size_and_the_mini_tier(workdir):
     counts = _job_counts(workdir)
     n = _n_experiments()
-    assert counts["train"] == n
-    # config.yaml training.tiers.smoke: Set5 and Set14, protocol matlab
-    assert counts["evaluate_trained"] == n * 2
-    assert "download_div2k" not in counts  # smoke trains on the shipped stand-in photos
+    catalog = yaml.safe_load((REPO / "config" / "experiments.yaml").read_text())
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    mini = catalog["tiers"]["mini"]["experiments"]  # the tier's own list
+    mini_sets = config["training"]["tiers"]["mini"]
+    smoke_sets = config["training"]["tiers"]["smoke"]
+    assert counts["train"] == n + len(mini)
+    assert counts["evaluate_trained"] == (n * len(smoke_sets["datasets"]) * len(smoke_sets["protocols"])
+                                          + len(mini) * len(mini_sets["datasets"]) * len(mini_sets["protocols"]))
+    assert "download_div2k" not in counts  # smoke and mini train on the shipped stand-in photos
+    for rule in ("gains", "verdict", "figures", "pages", "tables", "check"):
+        assert counts[rule] == 1, rule
+
+
+def test_light_rules_stay_local():
+    # On a cluster, downloads, status pages, tables, gains, verdict, figures, check and report pages
+    # must not queue on a GPU partition: they are localrules; training and evaluation are not.
+    text = "\n".join(p.read_text() for p in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")])
+    local = set()
+    for block in re.findall(r"^localrules:\n((?:    \w+,?\n)+)", text, flags=re.M):
+        local |= set(re.findall(r"\w+", block))
+    assert {"discover_benchmarks", "ingest_released_logs", "released_status", "weights_status", "download_div2k",
+            "catalog_cells", "tables", "gains", "verdict", "figures", "check", "pages"} <= local
+    assert not local & {"train", "evaluate_trained", "evaluate_bicubic", "evaluate_released"}
 
 
 def test_experiment_selection_pulls_in_dependencies(workdir):

@@ -2,21 +2,28 @@
 
 Why a separate layer: every number the harness shows is aggregated here from per-image rows
 (``results/<tier>/<experiment>/<protocol>/<dataset>.csv``), never typed in, so a table cell can
-always be traced back to the images and the run that produced it.  The modules, in data-flow order:
+always be traced back to the result file, its JSON sidecar and the code that produced it.  The
+modules, in data-flow order (the names of data sets and tiers are ``pcl.names``):
 
-- ``pcl.report.results``: the result-row schema, CSV I/O, per-set summaries and the mapping from
-  (backbone, method) to Table II row labels (one place for display names).
-- ``pcl.report.released_logs``: parser for the authors' released per-image logs; turns them into
-  result rows of tier ``reported`` (entry point: ``ingest``).
-- ``pcl.report.audit``: log averages vs the printed Table II, gains and images improved, computed
-  from the logs (entry point: ``write_audit``).
-- ``pcl.report.cells``: which paper cells each catalog experiment feeds, read from the JSON that
+- ``results``: the result-row schema, CSV I/O and per-set summaries.
+- ``released_logs``: parser for the authors' released per-image logs; turns them into result rows
+  of tier ``reported`` (entry point: ``ingest``).
+- ``paper``: the transcribed paper tables as printed, and decimal rounding.
+- ``labels``: display names (backbone -> ``EDSR-L``, (backbone, method) -> Table II row).
+- ``cells``: which paper cells each catalog experiment feeds, read from the JSON that
   ``pcl catalog cells`` writes (this layer must not import ``pcl.train``).
-- ``pcl.report.tables``: Tables II, IV, V, VI and VII through one generic builder, every line
-  labelled by tier and protocol; trained tiers placed by the cells (entry point: ``write_reports``,
-  which also writes the audit and the figures).
-- ``pcl.report.check``: per-tier acceptance rules from ``config/tolerances.yaml`` with documented
-  exceptions from ``config/expected_deviations.yaml``; the smoke tier must have every catalog cell,
-  finite (entry point: ``check_files``).
-- ``pcl.report.figures``: plots (called by ``write_reports``).
+- ``specs``: what each of Tables II-VII is (``TableSpec``, ``TABLES``).
+- ``placement``: which row a result goes on -- the catalog's cells for the trained tiers, names
+  for the others.
+- ``lines``, ``tables``, ``render``: a table's lines with their result files, the generic builder
+  (``build_table``), Markdown and LaTeX.
+- ``audit``: log averages vs the printed Table II, gains and images improved, from the logs.
+- ``figures``: the released-gains plot.
+- ``reports``: the one orchestrator of ``pcl tables`` (``write_reports``: tables, audit, figure).
+- ``check`` and its parts ``check_config`` (tolerances.yaml, expected_deviations.yaml),
+  ``check_report`` (items, report), ``check_rules`` (rules paper, finite), ``check_released``
+  (rules released_logs, released_models), ``check_perceptual`` (Table III) and
+  ``check_provenance`` (every file lands in a table and has its sidecar); entry point
+  ``check.check_files`` (``pcl check``).
+- ``gains``, ``stats``, ``gains_report``: per-image gains of +PCL with their uncertainty.
 """

@@ -1,29 +1,30 @@
 """Audit of the released logs against the printed Table II, computed from the files.
 
-Why: spec method.md section 8 lists where the logs and the paper disagree (8.1), what the gains
-are when taken from the logs (8.2), and how many images PCL improves.  This module derives all of
+Why: docs/method.md §8 lists where the logs and the paper disagree (§8.1), what the gains
+are when taken from the logs (§8.2), and how many images PCL improves.  This module derives all of
 that from ``resources/reference/released_logs`` and ``table2.csv`` so the report can never drift
-from the data; the tests compare its output with the spec's hand-made tables.
+from the data; the tests compare its output with the hand-made tables of docs/method.md §8.1–§8.2.
 
 Flags (``classify``): ``=`` the log value rounded half-up to the printed digits (2 for PSNR, 4 for
 SSIM) equals the printed value; ``±1`` it differs by one unit in the last printed digit (rounding
 direction or truncation); ``X`` it differs by more.  Gains are compared with the difference of the
-two printed rows (the printed "Gains" row is not transcribed; spec 8.3 checks it).
-CLI entry point: ``write_audit`` (called by ``pcl.report.tables.write_reports``).
+two printed rows (the printed "Gains" row is not transcribed; docs/method.md §8.3 checks it).
+CLI entry point: ``write_audit`` (called by ``pcl.report.reports.write_reports``).
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 
-from pcl.errors import PCLError
-from pcl.report.released_logs import ParsedLog, log_identity, parse_logs
 from pcl.atomic import atomic_write_text
-from pcl.report.results import BACKBONE_LABELS, DATASETS, table2_label
-from pcl.report.tables import read_paper_table
+from pcl.errors import PCLError
+from pcl.names import DATASETS
+from pcl.report.labels import BACKBONE_LABELS, table2_label
+from pcl.report.paper import decimals, read_paper_table, round_half_up, to_decimal
+from pcl.report.released_logs import ParsedLog, log_identity, parse_logs
 from pcl.resources import resource_path
 
 FLAG_EQUAL, FLAG_ONE, FLAG_MORE = "=", "±1", "X"
@@ -46,34 +47,21 @@ AUDIT_COLUMNS = (
 
 _HEADER = """# Released logs vs Table II (audit)
 
-Computed by `pcl tables` from the authors' released per-image logs (authors' protocol, spec
-method.md 7.1) and the transcribed Table II; no value is typed in.  Log values are the logs'
-`Average` lines (they equal the per-image means to 1e-6).
+Computed by `pcl tables` from the authors' released per-image logs (authors' protocol,
+docs/protocols.md §3) and the transcribed Table II; no value is typed in.  Log values are the
+logs' `Average` lines (they equal the per-image means to 1e-6).
 
 Flags: `=` the log value rounded half-up to the printed digits (2 for PSNR, 4 for SSIM) equals
 the printed value; `±1` it differs by one unit in the last printed digit; `X` it differs by
 more.  Gains (+PCL minus official) from the logs are compared with the difference of the two
-printed rows (the printed Gains row itself is checked in spec 8.3).  Images improved counts the
-images whose value is strictly higher with +PCL.
+printed rows (the printed Gains row itself is checked in docs/method.md §8.3).  Images improved
+counts the images whose value is strictly higher with +PCL.
 """
-
-
-def to_decimal(value: float | str | Decimal) -> Decimal:
-    """Exact decimal of a printed number; floats go through ``repr`` (values parsed from
-    6-decimal text come back as that text)."""
-    if isinstance(value, Decimal):
-        return value
-    return Decimal(str(value).strip() if isinstance(value, str) else repr(float(value)))
-
-
-def round_half_up(value: float | str | Decimal, digits: int) -> Decimal:
-    """Round half-up to ``digits`` decimals, as a table would print it."""
-    return to_decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
 
 
 def classify(value: float | str | Decimal, printed: str) -> tuple[str, int, str]:
     """(rounded text, difference in units of the last printed digit, flag) for one cell."""
-    digits = len(printed.split(".", 1)[1]) if "." in printed else 0
+    digits = decimals(printed)
     rounded = round_half_up(value, digits)
     units = int((rounded - to_decimal(printed)).scaleb(digits))
     flag = FLAG_EQUAL if units == 0 else FLAG_ONE if abs(units) == 1 else FLAG_MORE

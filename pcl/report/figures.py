@@ -2,8 +2,8 @@
 
 Why ``plot_released_gains``: a mean gain of a few hundredths of a dB hides whether PCL helps
 most images a little or a few images a lot; the per-image distribution from the released logs
-shows it (e.g. HAN Manga109: mean +0.005 dB with only 44/109 images improved, spec method.md 8.2).
-Called by ``pcl.report.tables.write_reports`` (``pcl tables``).
+shows it (e.g. HAN Manga109: mean +0.005 dB with only 44/109 images improved, docs/method.md §8.2).
+Called by ``pcl.report.reports.write_reports`` (``pcl tables``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pcl.errors import PCLError
-from pcl.report.results import BACKBONE_LABELS, DATASETS
+from pcl.names import DATASETS
+from pcl.report.labels import BACKBONE_LABELS
 
 GAINS_TITLE = "Per-image PSNR gain of +PCL over the official model (released logs, authors protocol)"
 

@@ -24,18 +24,29 @@ def _save(fig, path: Path) -> Path:
     return Path(path)
 
 
+def _empty(path: Path, text: str) -> Path:
+    """A figure that says why there is nothing to plot (the pipeline always gets its file)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 1.6))
+    ax = fig.subplots()
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, wrap=True)
+    return _save(fig, path)
+
+
 def _order(frame: pd.DataFrame) -> pd.DataFrame:
     rank = {d: i for i, d in enumerate(DATASET_ORDER)}
     return frame.assign(_d=frame["dataset"].map(rank)).sort_values(["comparison", "_d"]).drop(columns="_d")
 
 
-def forest_plot(gains: pd.DataFrame, path: Path, *, metric: str = "psnr") -> Path | None:
+def forest_plot(gains: pd.DataFrame, path: Path, *, metric: str = "psnr") -> Path:
     """One panel per (tier, protocol, kind): a point and 95% interval per comparison x data set."""
     from matplotlib.figure import Figure
 
-    sub = gains[gains["metric"] == metric]
+    sub = gains[gains["metric"] == metric] if len(gains) else gains
     if sub.empty:
-        return None
+        return _empty(path, f"No pair of results to compare on {metric.upper()} yet (tiers reported, released, mini, finetune, scratch).")
     groups = list(sub.groupby(["tier", "protocol", "kind"], sort=False))
     heights = [max(2.0, 0.28 * len(g) + 1.0) for _, g in groups]
     fig = Figure(figsize=(7.5, sum(heights)))
@@ -61,13 +72,13 @@ def forest_plot(gains: pd.DataFrame, path: Path, *, metric: str = "psnr") -> Pat
     return _save(fig, path)
 
 
-def gain_distributions(results: pd.DataFrame, path: Path, *, metric: str = "psnr") -> Path | None:
+def gain_distributions(results: pd.DataFrame, path: Path, *, metric: str = "psnr") -> Path:
     """Per-image gains of every pairing as strip plots (one row per comparison x data set)."""
     from matplotlib.figure import Figure
 
     pairings = [p for p in find_pairings(results) if p.metric == metric]
     if not pairings:
-        return None
+        return _empty(path, f"No per-image {metric.upper()} gains to show yet.")
     rank = {d: i for i, d in enumerate(DATASET_ORDER)}
     pairings.sort(key=lambda p: (p.tier, p.protocol, p.kind, p.pcl, rank.get(p.dataset, 9)))
     fig = Figure(figsize=(7.5, max(2.5, 0.3 * len(pairings) + 1.2)))

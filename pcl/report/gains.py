@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from pcl.errors import PCLError
+from pcl.names import TRAINED_TIERS
 from pcl.report.results import OPTIONAL_COLUMNS
 from pcl.report.stats import BOOTSTRAP_DRAWS, BOOTSTRAP_SEED, gain_stats, holm
 
@@ -31,12 +32,14 @@ GAIN_COLUMNS: tuple[str, ...] = (
     "p_value", "p_holm", "improved", "mean_pcl", "mean_other", "n_seeds", "seed_sd", "draws", "bootstrap_seed",
 )
 LOWER_IS_BETTER: frozenset[str] = frozenset({"lpips", "niqe", "niqe_y"})
+#: Trained tiers whose numbers mean something (smoke runs are plumbing: no gains from them).
+GAIN_TIERS: frozenset[str] = frozenset(TRAINED_TIERS) - {"smoke"}
 #: (tiers, the +PCL experiment's method suffix, the other's suffix, kind of comparison).
 COMPARISONS: tuple[tuple[frozenset[str], str, str, str], ...] = (
     (frozenset({"reported", "released"}), "pcl", "official", "vs official"),
-    (frozenset({"mini", "finetune", "scratch"}), "pcl", "baseline", "vs baseline"),
-    (frozenset({"mini", "finetune", "scratch"}), "pcl", "control", "vs control"),
-    (frozenset({"mini", "finetune", "scratch"}), "pcl", "pcl-released", "vs as-released"),
+    (GAIN_TIERS, "pcl", "baseline", "vs baseline"),
+    (GAIN_TIERS, "pcl", "control", "vs control"),
+    (GAIN_TIERS, "pcl", "pcl-released", "vs as-released"),
 )
 
 

@@ -1,7 +1,7 @@
 """Parser for the authors' released per-image evaluation logs (``src/PSNR_SSIM/*.log``).
 
 Why: the logs are the only artefact that ties Table II's PCL rows to images, so they become
-result rows of tier ``reported`` / protocol ``authors`` (spec method.md sections 7.1 and 8) and
+result rows of tier ``reported`` / protocol ``authors`` (docs/protocols.md §3 and §8) and
 every comparison with the paper is computed from them.  Format, one block per benchmark in the
 order Set5, Set14, B100, Urban100, Manga109::
 
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pcl.errors import PCLError
-from pcl.report.results import DATASET_SIZES, DATASETS, result_path, write_rows
+from pcl.names import DATASET_SIZES, DATASETS
+from pcl.report.results import result_path, write_rows
 
 LOG_EXPERIMENTS: dict[str, tuple[str, str]] = {
     "EDSR_RAW_OFFICIAL": ("edsr-l", "official"),
@@ -35,7 +36,7 @@ LOG_EXPERIMENTS: dict[str, tuple[str, str]] = {
     "NLSNx4_official": ("nlsn", "official"),
     "NLSNx4_Ours": ("nlsn", "pcl"),
 }
-"""Log file stem -> (backbone, method); spec method.md section 8 (the official EDSR is EDSR-L)."""
+"""Log file stem -> (backbone, method); docs/protocols.md §8 (the official EDSR is EDSR-L)."""
 
 LOG_SCALE = 4
 LOG_TIER = "reported"

@@ -1,4 +1,4 @@
-"""Per-image result rows: schema, CSV I/O, per-set summaries and Table II display names.
+"""Per-image result rows: schema, CSV I/O and per-set summaries.
 
 Why one row per image: every table, gain and check aggregates from these rows, so a printed mean
 can always be recomputed and a partial set is visible as a smaller image count.  Files live at
@@ -16,6 +16,25 @@ import pandas as pd
 
 from pcl.atomic import atomic_write_text
 from pcl.errors import PCLError
+from pcl.metrics.psnr_ssim import PROTOCOLS
+from pcl.names import DATASET_SIZES, DATASETS, TIERS
+
+__all__ = [
+    "DATASETS",
+    "DATASET_SIZES",
+    "OPTIONAL_COLUMNS",
+    "PROTOCOLS",
+    "RESULT_COLUMNS",
+    "SOURCE_COLUMN",
+    "SUMMARY_KEYS",
+    "TIERS",
+    "display_path",
+    "empty_results",
+    "read_results",
+    "result_path",
+    "summarise",
+    "write_rows",
+]
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "tier",
@@ -40,60 +59,16 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("lpips", "niqe", "niqe_y")
 """Columns written after the required ones when a metric was computed (``niqe``: the official
 MATLAB convention on rgb2gray input; ``niqe_y``: on MATLAB's Y of YCbCr)."""
 
-TIERS: tuple[str, ...] = ("reported", "bicubic", "smoke", "released", "finetune", "scratch")
-PROTOCOLS: tuple[str, ...] = ("matlab", "authors")
-DATASETS: tuple[str, ...] = ("Set5", "Set14", "B100", "Urban100", "Manga109")
-DATASET_SIZES: dict[str, int] = {"Set5": 5, "Set14": 14, "B100": 100, "Urban100": 100, "Manga109": 109}
-"""Images per benchmark (the released logs hold exactly these counts, spec method.md section 8)."""
-
 _STRING_COLUMNS = ("tier", "experiment", "backbone", "method", "dataset", "image", "protocol", "run_id")
 _INT_COLUMNS = ("scale", "height", "width", "channels", "seed")
 _FLOAT_COLUMNS = ("psnr", "ssim", *OPTIONAL_COLUMNS)
 
 SUMMARY_KEYS: tuple[str, ...] = ("tier", "experiment", "backbone", "method", "dataset", "protocol", "scale")
 
-# --- Table II display names (the only place that knows them) ---------------------------------
-
-BACKBONE_LABELS: dict[str, str] = {
-    "edsr-s": "EDSR-S",
-    "edsr-l": "EDSR-L",
-    "rcan": "RCAN",
-    "han": "HAN",
-    "nlsn": "NLSN",
-}
-BASE_METHODS: frozenset[str] = frozenset({"official", "baseline", "control"})
-"""Methods shown on a backbone's plain row (official weights, our baseline, the L1-only control)."""
-PCL_METHODS: frozenset[str] = frozenset({"pcl"})
-"""Methods shown on a backbone's ``+PCL`` row."""
-TABLE2_ROWS: dict[tuple[str, str], str] = {
-    ("bicubic", "bicubic"): "Bicubic",
-    **{(b, m): label for b, label in BACKBONE_LABELS.items() for m in sorted(BASE_METHODS)},
-    **{(b, m): f"{label}+PCL" for b, label in BACKBONE_LABELS.items() for m in sorted(PCL_METHODS)},
-}
-"""(backbone, method) -> Table II row label; ``table2_label`` is the function to call."""
-TABLE2_VARIANTS: frozenset[str] = frozenset({"", "released", "paper"})
-"""Experiment-name suffixes that still belong on Table II; ablation variants (``cfg1-vgg``,
-``alpha0.5``, ``pos-only``, ``fixed``...) belong to Tables IV-VII and are kept off Table II."""
-
-
-def table2_label(backbone: str, method: str, experiment: str | None = None) -> str | None:
-    """Table II row label for a result row, or ``None`` when it has no Table II row.
-
-    ``experiment`` is optional; when given, its part after ``<backbone>-<method>`` must be one
-    of ``TABLE2_VARIANTS`` so that ablation runs never land on a Table II line.
-    """
-    if backbone == "bicubic":
-        return TABLE2_ROWS[("bicubic", "bicubic")]
-    label = TABLE2_ROWS.get((backbone, method))
-    if label is None:
-        return None
-    if experiment is not None:
-        prefix = f"{backbone}-{method}"
-        variant = experiment[len(prefix) + 1 :] if experiment.startswith(prefix + "-") else None
-        if experiment != prefix and variant not in TABLE2_VARIANTS:
-            return None
-    return label
-
+SOURCE_COLUMN = "source_file"
+"""Column ``read_results(..., source=True)`` adds: the file each row was read from, as given, so
+that a table cell can name the files it aggregates (``display_path``) and ``pcl check`` can judge
+every file and its sidecar."""
 
 # --- paths and writing ------------------------------------------------------------------------
 
@@ -101,6 +76,22 @@ def table2_label(backbone: str, method: str, experiment: str | None = None) -> s
 def result_path(results_dir: Path, tier: str, experiment: str, protocol: str, dataset: str) -> Path:
     """Canonical location of one set's rows: ``<results_dir>/<tier>/<experiment>/<protocol>/<dataset>.csv``."""
     return Path(results_dir) / tier / experiment / protocol / f"{dataset}.csv"
+
+
+def display_path(path: Path) -> str:
+    """How reports name a result file: relative to the working directory when under it (the
+    workflow runs from the repository root, giving ``results/<tier>/...``), else from the results
+    folder on when the file sits at its canonical place (``<results_dir>/<tier>/<experiment>/<protocol>/<dataset>.csv``),
+    else the path as given.  Forward slashes on every platform, so reports do not depend on the OS."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        pass
+    parts = path.parts
+    if len(parts) >= 5 and parts[-4] in TIERS and parts[-1].endswith(".csv"):
+        return "/".join(parts[-5:])
+    return path.as_posix()
 
 
 def _format_cell(value: object) -> str:
@@ -186,12 +177,13 @@ def _check_values(frame: pd.DataFrame, path: Path) -> None:
             )
 
 
-def read_results(paths: Iterable[Path]) -> pd.DataFrame:
+def read_results(paths: Iterable[Path], *, source: bool = False) -> pd.DataFrame:
     """Read and validate result CSVs into one frame (required columns first, then lpips/niqe).
 
     Empty PSNR/SSIM cells become NaN rather than errors: a failed image must stay visible so
     that ``pcl check`` can flag it.  Missing columns, non-numeric numbers and unknown tier,
-    protocol or dataset names raise ``PCLError`` naming the file.
+    protocol or dataset names raise ``PCLError`` naming the file.  ``source=True`` adds the
+    column ``SOURCE_COLUMN`` (last) naming each row's file.
     """
     frames = []
     for path in paths:
@@ -210,13 +202,18 @@ def read_results(paths: Iterable[Path]) -> pd.DataFrame:
         keep = [*RESULT_COLUMNS, *[c for c in OPTIONAL_COLUMNS if c in raw.columns]]
         frame = _coerce(raw[keep], path)
         _check_values(frame, path)
+        if source:
+            frame[SOURCE_COLUMN] = str(path)
         frames.append(frame)
     if not frames:
-        return empty_results()
+        out = empty_results()
+        if source:
+            out[SOURCE_COLUMN] = pd.Series([], dtype=str)
+        return out
     frames = [f for f in frames if len(f)] or frames[:1]
     out = pd.concat(frames, ignore_index=True)
     ordered = [*RESULT_COLUMNS, *[c for c in OPTIONAL_COLUMNS if c in out.columns]]
-    return out[ordered]
+    return out[ordered + ([SOURCE_COLUMN] if source else [])]
 
 
 # --- summaries --------------------------------------------------------------------------------

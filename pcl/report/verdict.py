@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pcl.errors import PCLError
-from pcl.report.gains import COMPARISONS, find_pairings, per_image_gains
+from pcl.report.gains import GAIN_TIERS, find_pairings, per_image_gains
 from pcl.report.gains_report import ATTRIBUTION_NOTE, DIGITS, cell_text
 from pcl.report.stats import BOOTSTRAP_DRAWS, BOOTSTRAP_SEED, bootstrap_interval
 from pcl.yamlio import read_yaml
@@ -29,8 +29,8 @@ from pcl.yamlio import read_yaml
 STATUSES = ("supported", "not significant", "contradicted", "not testable here")
 KINDS = ("gains_positive", "mean_gain", "attribution", "ordering")
 #: Evidence tiers in order of directness for the paper's released models, then our trainings.
-EVIDENCE_ORDER = ("released", "reported", "finetune", "scratch", "mini")
-TRAINED = ("mini", "finetune", "scratch")
+EVIDENCE_ORDER = ("released", "reported", "finetune", "scratch", *sorted(GAIN_TIERS - {"finetune", "scratch"}))
+TRAINED = tuple(GAIN_TIERS)
 ALPHA = 0.05
 
 

@@ -26,7 +26,6 @@ from typing import Any, Mapping
 from pcl.errors import PCLError
 from pcl.yamlio import read_yaml
 
-TIERS: tuple[str, ...] = ("smoke", "finetune", "scratch")
 BACKBONES: tuple[str, ...] = ("edsr-s", "edsr-l", "rcan", "han", "nlsn")
 METHODS: tuple[str, ...] = ("baseline", "pcl", "pcl-released", "control", "pcl-fixed")
 #: Methods that train with the PCL objective (and therefore have method settings).
@@ -185,6 +184,11 @@ class Catalog:
             raise PCLError(f"unknown training tier {tier!r}; valid tiers: {', '.join(self.tiers)}")
         return self.tiers[tier]
 
+    def tier_experiments(self, tier: str) -> list[str]:
+        """The experiments ``tier`` trains by default: its ``experiments`` list, else every experiment."""
+        listed = self.tier(tier).get("experiments")
+        return list(listed) if listed else list(self.experiments)
+
     def by_cell(self, table: int, row: str) -> Experiment | None:
         for experiment in self.experiments.values():
             if Cell(table, row) in experiment.cells:
@@ -215,7 +219,8 @@ class Catalog:
         header = f"{'experiment':22s} {'backbone':8s} {'method':13s} {'cells':58s} notes"
         lines.append(header)
         lines.append("-" * len(header))
-        for e in self.experiments.values():
+        names = self.tier_experiments(tier) if tier else list(self.experiments)
+        for e in (self.experiments[n] for n in names):
             cells = ", ".join(f"T{c.table}:{c.row}" for c in e.cells) or "-"
             notes = []
             if e.embedding_from:
@@ -226,7 +231,8 @@ class Catalog:
                 notes.append(f"{b['iterations']} it, batch {b['batch']}, LR patch {b['lr_patch']}, "
                              f"{s['type']} lr {s['lr']:g}, init {_init_text(e.init(tier))}")
             lines.append(f"{e.name:22s} {e.backbone:8s} {e.method:13s} {cells:58s} {'; '.join(notes)}")
-        lines.append(f"{len(self.experiments)} experiments in {self.path}; tiers: {', '.join(self.tiers)}")
+        scope = f" (tier {tier}: {len(names)})" if tier else ""
+        lines.append(f"{len(self.experiments)} experiments in {self.path}{scope}; tiers: {', '.join(self.tiers)}")
         return "\n".join(lines)
 
 
@@ -312,6 +318,10 @@ def _cross_check(catalog: Catalog) -> None:
     """The checks a schema cannot express; every message names the key."""
     seen: dict[Cell, str] = {}
     built: set[tuple[str, str]] = set()
+    for recipe, block in catalog.recipes.items():
+        missing = [t for t in catalog.tiers if t not in block]
+        if missing:
+            raise _fail(catalog, f"recipes.{recipe}", f"no block for tier(s) {', '.join(missing)}")
     for name, e in catalog.experiments.items():
         key = f"experiments.{name}"
         prefix = f"{e.backbone}-{e.method}"
@@ -336,7 +346,7 @@ def _cross_check(catalog: Catalog) -> None:
             if cell in seen:
                 raise _fail(catalog, f"{key}.cells", f"table {cell.table} row {cell.row!r} is already fed by {seen[cell]!r}")
             seen[cell] = name
-        for tier in TIERS:
+        for tier in catalog.tiers:
             init = e.init(tier)
             if isinstance(init, Mapping) and "experiment" in init and init["experiment"] not in catalog.experiments:
                 raise _fail(catalog, f"{key}.tiers.{tier}.init.experiment", f"unknown experiment {init['experiment']!r}")
@@ -363,8 +373,21 @@ def _cross_check(catalog: Catalog) -> None:
                 except PCLError as exc:
                     raise _fail(catalog, f"{key}.tiers.{tier}.model_kwargs", str(exc)) from None
                 built.add(signature)
-    for tier in TIERS:
-        catalog.order(tier)
+    for tier in catalog.tiers:
+        for name in catalog.tiers[tier].get("experiments") or []:
+            if name not in catalog.experiments:
+                raise _fail(catalog, f"tiers.{tier}.experiments", f"unknown experiment {name!r}")
+        catalog.order(tier, catalog.tier_experiments(tier))
+        for name in catalog.tier_experiments(tier):
+            for dep in catalog.get(name).depends_on(tier):
+                if dep not in catalog.tier_experiments(tier):
+                    raise _fail(catalog, f"tiers.{tier}.experiments",
+                                f"{name!r} starts from {dep!r}, which the tier does not list; add it")
+        for name, e in catalog.experiments.items():
+            unknown = sorted(set(e.overrides) - set(catalog.tiers))
+            if unknown:
+                raise _fail(catalog, f"experiments.{name}.tiers", f"unknown tier(s) {', '.join(unknown)}; tiers: {', '.join(catalog.tiers)}")
+
 
 
 def _check_model_kwargs(backbone: str, kwargs: Mapping[str, Any]) -> None:

@@ -121,11 +121,20 @@ class Trainer:
             write_run_files(self.run_dir, self.config, model_config=self.model_config,
                             method_config=self.objective.config.to_dict() if self.objective is not None else None,
                             runtime={**self.runtime.describe(), "per_rank_batch": self.local_batch,
-                                     "loss_scale": self.loss_scale},
+                                     "loss_scale": self.loss_scale, **self._term_weight()},
                             identity=self.identity, provenance=self.provenance)
             self.validation = load_validation_set(self.budget.get("validation_dataset", "Set5"), scale=self.scale,
                                                   limit=self.budget.get("validation_images"))
         return self._loop(data, start)
+
+    def _term_weight(self) -> dict[str, Any]:
+        """alpha beside the L1 scale: the term is scale-free while the L1 is multiplied by loss_scale
+        (255 for EDSR/RCAN/HAN, 1 for NLSN under `backbone`), so the same alpha weighs differently."""
+        if self.objective is None:
+            return {}
+        alpha = float(self.objective.config.weight)
+        return {"contrastive_weight": alpha,
+                "contrastive_weight_relative_to_l1_on_0_1": alpha / self.loss_scale}
 
     def setup(self, *, resume: bool = True) -> tuple[PreparedData | None, int]:
         """Build data, model, objective, optimisers and the step (resuming from
@@ -365,6 +374,8 @@ class Trainer:
             "iterations": done,
             "complete": True,
             "wall_seconds": round(wall, 3),
+            # over every session, validation and checkpointing included: what a user waits for
+            "it_per_s": round(done / wall, 3) if wall > 0 else None,
             "sessions": self.sessions,
             "seed": self.config["seed"],
             "validation": final,

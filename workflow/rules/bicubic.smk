@@ -15,6 +15,7 @@ rule evaluate_bicubic:
         hr=lambda w: available_benchmarks()[w.dataset],
         lr=lambda w, input: str(Path(input[0]).parent / "LR"),
         metrics=metrics_option("bicubic"),
+        save_sr=lambda w: save_sr_option("bicubic", "bicubic", w.protocol, w.dataset),
     log:
         "logs/evaluate_bicubic/{protocol}_{dataset}.log",
     conda:
@@ -22,4 +23,4 @@ rule evaluate_bicubic:
     shell:
         "{params.pcl} evaluate --model bicubic --tier bicubic --hr-dir {params.hr} "
         "--lr-dir {params.lr} --dataset {wildcards.dataset} --scale {params.scale} "
-        "--protocol {wildcards.protocol} {params.metrics} --out {output.rows} 2>&1 | tee {log}"
+        "--protocol {wildcards.protocol} {params.metrics} {params.save_sr} --out {output.rows} 2>&1 | tee {log}"

@@ -149,11 +149,15 @@ def static_results():
     return files + trained_results()
 
 
-# Tiers `smoke`, `finetune`, `scratch`: the experiment catalog is read when the workflow is parsed
-# (only when one of them is configured), through pcl.train.catalog, which validates it first, so a
-# bad entry stops the workflow before any job starts.
+# Training tiers (every configured tier that is not reported, bicubic or released: smoke, mini,
+# finetune, scratch, or any tier added to the catalog): the experiment catalog is read when the
+# workflow is parsed (only when a training tier is configured), through pcl.train.catalog, which
+# validates it first, so a bad entry stops the workflow before any job starts.
 TRAINING = config["training"]
-TRAIN_TIERS = [t for t in TIERS if t in ("smoke", "finetune", "scratch")]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from pcl.names import UNTRAINED_TIERS
+TRAIN_TIERS = [t for t in TIERS if t not in UNTRAINED_TIERS]
 RUN_ROOT = TRAINING["run_root"]
 for _tier in TRAIN_TIERS:
     if _tier not in TRAINING["tiers"]:
@@ -169,22 +173,24 @@ def _load_catalog():
 
 
 CATALOG = _load_catalog() if TRAIN_TIERS else None
+for _tier in TRAIN_TIERS:
+    CATALOG.tier(_tier)  # a configured tier the catalog lacks: one line naming the catalog's tiers
 
 
-def trained_experiments():
-    """The catalog experiments the config selects (``all`` or a list), in catalog order."""
-    if CATALOG is None:
-        return []
-    chosen = TRAINING["experiments"]
-    names = list(CATALOG.experiments) if chosen == "all" else list(chosen)
+def trained_experiments(tier):
+    """The experiments trained at ``tier``: training.tiers.<tier>.experiments, else
+    training.experiments; ``all`` = the catalog tier's own list (every experiment by default)."""
+    chosen = TRAINING["tiers"][tier].get("experiments", TRAINING["experiments"])
+    names = CATALOG.tier_experiments(tier) if chosen == "all" else list(chosen)
     for name in names:
         CATALOG.get(name)  # names the catalog and the similar names on a typo
     return names
 
 
-TRAINED = trained_experiments()
+TRAINED = {tier: trained_experiments(tier) for tier in TRAIN_TIERS}
 # Experiments trained at some tier: the selection plus what it starts from (init / embedding).
-TRAINABLE = sorted({n for t in TRAIN_TIERS for n in CATALOG.order(t, TRAINED)}) if TRAINED else []
+TRAINABLE = sorted({n for t in TRAIN_TIERS for n in CATALOG.order(t, TRAINED[t])})
+EVALUATED = sorted({n for names in TRAINED.values() for n in names})
 
 
 def tier_setting(tier, key):
@@ -198,7 +204,7 @@ def trained_results():
         files += expand(
             "results/{tier}/{experiment}/{protocol}/{dataset}.csv",
             tier=tier,
-            experiment=TRAINED,
+            experiment=TRAINED[tier],
             protocol=tier_setting(tier, "protocols"),
             dataset=tier_setting(tier, "datasets"),
         )
@@ -285,3 +291,36 @@ def weights_snapshot():
         st = entry.path.stat() if entry.path.is_file() else None
         out.append(f"{name}:{st.st_size}:{int(st.st_mtime)}" if st else f"{name}:absent")
     return " ".join(out)
+
+
+# Figures (`figures:` in the config): the images whose SR outputs are saved, per tier.
+FIGURES = config.get("figures", {"images": [], "crop_size": 48, "tiers": []})
+FIGURE_DATASETS = sorted({item["dataset"] for item in FIGURES["images"]})
+FIGURE_TIERS = [t for t in FIGURES["tiers"] if t in TIERS]
+
+
+def save_sr_option(tier, experiment, protocol, dataset):
+    """`--save-sr DIR --save-sr-images A,B` for the images a figure shows (in the first protocol of
+    the tier only: the SR image does not depend on the protocol), else nothing."""
+    protocols = PROTOCOLS if tier == "bicubic" else (RELEASED_CFG["protocols"] if tier == "released" else tier_setting(tier, "protocols"))
+    wanted = tier == "bicubic" or tier in FIGURE_TIERS
+    if not wanted or dataset not in FIGURE_DATASETS or protocol != protocols[0]:
+        return ""
+    names = ",".join(item["image"] for item in FIGURES["images"] if item["dataset"] == dataset)
+    return f"--save-sr results/{tier}/{experiment}/sr/{dataset} --save-sr-images {names}"
+
+
+def figure_image_args():
+    """`--image DATASET/IMAGE[@X,Y,SIZE]` of `pcl figures` (the HR folders come from benchmarks.json)."""
+    args = []
+    for item in FIGURES["images"]:
+        crop = "@" + ",".join(str(v) for v in item["crop"]) if item.get("crop") else ""
+        name = f"{item['dataset']}/{item['image']}{crop}"
+        args.append(f"--image {shlex.quote(name)}")
+    return " ".join(args)
+
+
+# Tables of the trained tiers whose numbers mean something (reports/tables/<tier>.md): mini etc.
+TIER_TABLES = [f"reports/tables/{t}.{ext}" for t in TRAIN_TIERS if t != "smoke" for ext in ("md", "csv", "tex")]
+GAINS_FILES = expand("reports/tables/gains.{ext}", ext=["csv", "md", "tex"])
+VERDICT = "reports/verdict.md"

@@ -40,6 +40,7 @@ rule evaluate_released:
         method=lambda w: RELEASED[w.experiment].method,
         options=RELEASED_OPTIONS,
         metrics=metrics_option("released"),
+        save_sr=lambda w: save_sr_option("released", w.experiment, w.protocol, w.dataset),
     log:
         "logs/evaluate_released/{experiment}_{protocol}_{dataset}.log",
     conda:
@@ -48,7 +49,7 @@ rule evaluate_released:
         "{params.pcl} evaluate --model {params.model} --checkpoint {input.checkpoint} --tier released "
         "--method {params.method} --experiment {wildcards.experiment} --hr-dir {params.hr} "
         "--lr-dir {params.lr} --dataset {wildcards.dataset} --scale {params.scale} "
-        "--protocol {wildcards.protocol} {params.options} {params.metrics} --out {output.rows} 2>&1 | tee {log}"
+        "--protocol {wildcards.protocol} {params.options} {params.metrics} {params.save_sr} --out {output.rows} 2>&1 | tee {log}"
 
 
 rule weights_status:

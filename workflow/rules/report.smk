@@ -1,5 +1,19 @@
-# Tables, audit, figures and the tolerance check, from the per-image rows of every tier run.
+# Tables, audit, gains, verdict, figures, the tolerance check and the HTML report pages, from the
+# per-image rows of every tier run. All of these are light: they run on the submitting node
+# (localrules), never queue on a GPU partition.
 # Rows of the training tiers are placed in the tables by the catalog's cells (reports/cells.json).
+# `pcl check` also fails on a result file that lands in no table, or (outside tier `reported`)
+# whose JSON sidecar, written beside it by the same job, is missing or lacks git/packages.
+
+
+localrules:
+    catalog_cells,
+    tables,
+    gains,
+    verdict,
+    figures,
+    check,
+    pages,
 
 
 rule catalog_cells:
@@ -26,17 +40,103 @@ rule tables:
         cells=CELLS,
     output:
         TABLE_FILES,
+        TIER_TABLES,
         "reports/tables/audit_released_logs.md",
     params:
         pcl=PCL,
         out_dir=lambda w, output: str(Path(output[0]).parent),
+        runs=RUN_ROOT,
     log:
         "logs/tables.log",
     conda:
         ENV
     shell:
         "{params.pcl} tables --results {input.static} {input.discovered} --cells {input.cells} --out-dir {params.out_dir} "
-        "--figures-dir reports/figures 2>&1 | tee {log}"
+        "--figures-dir reports/figures --runs-root {params.runs} 2>&1 | tee {log}"
+
+
+rule gains:
+    # +PCL vs its comparison models, per image: bootstrap intervals, Wilcoxon, Holm; forest plot.
+    input:
+        static=static_results(),
+        discovered=result_inputs,
+    output:
+        GAINS_FILES,
+        forest=report(
+            "reports/figures/gains/gains_forest_psnr.png",
+            caption="../report/gains_forest.rst",
+            category="Figures",
+            subcategory="Gains",
+        ),
+        per_image=report(
+            "reports/figures/gains/gains_per_image_psnr.png",
+            caption="../report/gains_per_image.rst",
+            category="Figures",
+            subcategory="Gains",
+        ),
+    params:
+        pcl=PCL,
+        out_dir=lambda w, output: str(Path(output[0]).parent),
+        figures=lambda w, output: str(Path(output.forest).parent),
+    log:
+        "logs/gains.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} gains --results {input.static} {input.discovered} --out-dir {params.out_dir} "
+        "--figures-dir {params.figures} 2>&1 | tee {log}"
+
+
+rule verdict:
+    # One line per claim of config/claims.yaml, computed from the gains and the rows.
+    input:
+        static=static_results(),
+        discovered=result_inputs,
+        gains="reports/tables/gains.csv",
+        cells=CELLS,
+        claims="config/claims.yaml",
+    output:
+        VERDICT,
+    params:
+        pcl=PCL,
+    log:
+        "logs/verdict.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} verdict --results {input.static} {input.discovered} --gains {input.gains} --cells {input.cells} "
+        "--claims {input.claims} --out {output} 2>&1 | tee {log}"
+
+
+rule figures:
+    # Fig. 2/3-style crops of the images in `figures:`, training curves, Table VII's alpha curve.
+    input:
+        static=static_results(),
+        discovered=result_inputs,
+        benchmarks=ancient(BENCHMARKS_JSON),
+    output:
+        report(
+            directory("reports/figures/paper"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+            subcategory="{name}",
+        ),
+    params:
+        pcl=PCL,
+        images=figure_image_args(),
+        tiers=" ".join(FIGURE_TIERS) or "none",
+        curve_tiers=" ".join(t for t in TRAIN_TIERS if t != "smoke") or "none",
+        crop=FIGURES["crop_size"],
+        runs=RUN_ROOT,
+    log:
+        "logs/figures.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} figures --results {input.static} {input.discovered} --runs-root {params.runs} {params.images} "
+        "--benchmarks-json {input.benchmarks} "
+        "--tiers {params.tiers} --curve-tiers {params.curve_tiers} --crop-size {params.crop} --out-dir {output} 2>&1 | tee {log}"
 
 
 rule check:
@@ -44,6 +144,9 @@ rule check:
         static=static_results(),
         discovered=result_inputs,
         cells=CELLS,
+        gains="reports/tables/gains.csv",
+        verdict=VERDICT,
+        claims="config/claims.yaml",
     output:
         "reports/check.txt",
     params:
@@ -56,4 +159,37 @@ rule check:
         ENV
     shell:
         "{params.pcl} check --results {input.static} {input.discovered} --cells {input.cells} --tolerances {params.tolerances} "
-        "--deviations {params.deviations} --out {output} 2>&1 | tee {log}"
+        "--deviations {params.deviations} --gains {input.gains} --verdict {input.verdict} --claims {input.claims} "
+        "--out {output} 2>&1 | tee {log}"
+
+
+PAGES = {
+    # page: (source, category, caption)
+    **{f"table{n}": (f"reports/tables/table{n}.md", "Tables", "table") for n in (2, 3, 4, 5, 6, 7)},
+    **{t: (f"reports/tables/{t}.md", "Tables", "tier_table") for t in TRAIN_TIERS if t != "smoke"},
+    "gains": ("reports/tables/gains.md", "Findings", "gains"),
+    "verdict": (VERDICT, "Findings", "verdict"),
+    "check": ("reports/check.txt", "Findings", "check"),
+    "audit_released_logs": ("reports/tables/audit_released_logs.md", "Findings", "audit"),
+    "weights_status": (WEIGHTS_STATUS, "Status", "status"),
+    **({"released_status": (RELEASED_STATUS, "Status", "status")} if "released" in TIERS else {}),
+}
+
+
+rule pages:
+    # The Markdown / text outputs as HTML pages: what Snakemake's report shows.
+    input:
+        [src for src, _, _ in PAGES.values()],
+    output:
+        [
+            report(f"reports/html/{name}.html", caption=f"../report/{caption}.rst", category=category, labels={"page": name})
+            for name, (_, category, caption) in PAGES.items()
+        ],
+    params:
+        pcl=PCL,
+    log:
+        "logs/pages.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} pages {input} --out-dir reports/html 2>&1 | tee {log}"

@@ -1,4 +1,4 @@
-# Tiers `smoke`, `finetune`, `scratch`: train every selected catalog experiment, then evaluate it.
+# Training tiers (smoke, mini, finetune, scratch, ...): train every selected catalog experiment, then evaluate it.
 #
 #   runs/<tier>/<experiment>/model.safetensors (+ model.json, result.json, checkpoints/, log.csv, tb/)
 #     -> results/<tier>/<experiment>/<protocol>/<dataset>.csv (+ .json sidecar)
@@ -71,7 +71,7 @@ rule evaluate_trained:
         sidecar="results/{tier}/{experiment}/{protocol}/{dataset}.json",
     wildcard_constraints:
         tier="|".join(TRAIN_TIERS) or "(?!x)x",
-        experiment="|".join(re.escape(e) for e in TRAINED) or "(?!x)x",
+        experiment="|".join(re.escape(e) for e in EVALUATED) or "(?!x)x",
     params:
         pcl=PCL,
         scale=SCALE,
@@ -80,6 +80,7 @@ rule evaluate_trained:
         method=lambda w: CATALOG.get(w.experiment).method,
         device=lambda w: tier_setting(w.tier, "device"),
         metrics=lambda w: metrics_option(w.tier),
+        save_sr=lambda w: save_sr_option(w.tier, w.experiment, w.protocol, w.dataset),
     threads: lambda w: tier_setting(w.tier, "threads")
     resources:
         gpu=lambda w: tier_setting(w.tier, "gpus"),
@@ -91,4 +92,4 @@ rule evaluate_trained:
         "{params.pcl} evaluate --model auto --checkpoint {input.model} --tier {wildcards.tier} "
         "--method {params.method} --experiment {wildcards.experiment} --hr-dir {params.hr} "
         "--lr-dir {params.lr} --dataset {wildcards.dataset} --scale {params.scale} "
-        "--protocol {wildcards.protocol} --device {params.device} {params.metrics} --out {output.rows} 2>&1 | tee {log}"
+        "--protocol {wildcards.protocol} --device {params.device} {params.metrics} {params.save_sr} --out {output.rows} 2>&1 | tee {log}"

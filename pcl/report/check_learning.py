@@ -1,0 +1,98 @@
+"""Rule ``learns`` of ``pcl check``: a small trained tier (``mini``) must show real learning.
+
+Why: numbers from a broken trainer (misaligned LR/HR pairs, a wrong pixel range, a broken
+augmentation) are finite and land in every table, so finiteness proves nothing.  This rule asks
+what only a working trainer gives:
+
+* every ``<backbone>-baseline`` beats bicubic on ``dataset`` (protocol ``protocol``) by at least
+  ``margin_over_bicubic_db``;
+* every run fine-tuned from it (``-pcl``, ``-control``, ``-pcl-released``) is finite and within
+  ``max_drift_db`` of the baseline on every evaluated set and protocol (no divergence);
+* where both ran, ``-pcl-released`` and ``-control`` have bitwise-identical weights (the
+  as-released term carries no gradient), read from the checkpoint sha256 of their sidecars.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from pcl.report.check_report import MISS, OK, CheckItem, CheckReport
+from pcl.report.results import SOURCE_COLUMN
+
+FINETUNED = ("pcl", "control", "pcl-released")
+
+
+def _mean(rows: pd.DataFrame, experiment: str, protocol: str, dataset: str) -> float | None:
+    sub = rows[(rows["experiment"] == experiment) & (rows["protocol"] == protocol) & (rows["dataset"] == dataset)]
+    return float(sub["psnr"].mean(skipna=False)) if len(sub) else None
+
+
+def check_learning(tier: str, rule: dict, rows: pd.DataFrame, bicubic: pd.DataFrame, report: CheckReport) -> None:
+    """Apply the three checks above to ``rows`` (one tier), with ``bicubic`` the tier-``bicubic`` rows."""
+    dataset, protocol = rule["dataset"], rule["protocol"]
+    margin, drift = float(rule["margin_over_bicubic_db"]), float(rule["max_drift_db"])
+    bic = _mean(bicubic, "bicubic", protocol, dataset)
+    backbones = sorted({e[: -len("-baseline")] for e in rows["experiment"] if e.endswith("-baseline")})
+    if not backbones:
+        report.items.append(CheckItem(tier, "learns", "(no baseline)", "", dataset, "psnr", None, "", "", MISS,
+                                      f"no <backbone>-baseline results in tier {tier}"))
+    for backbone in backbones:
+        base = _mean(rows, f"{backbone}-baseline", protocol, dataset)
+        if base is None or bic is None:
+            detail = "baseline not evaluated" if base is None else f"no bicubic {protocol} {dataset} rows (tier bicubic) to compare with"
+            report.items.append(CheckItem(tier, "learns", f"{backbone}-baseline", "", dataset, "psnr", base, "", f">= bicubic + {margin:g}", MISS, detail))
+        else:
+            ok = math.isfinite(base) and base >= bic + margin
+            report.items.append(CheckItem(
+                tier, "learns", f"{backbone}-baseline ({protocol})", "beats bicubic", dataset, "psnr", base, f"{bic:.4f}",
+                f">= +{margin:g} dB", OK if ok else MISS,
+                f"{base - bic:+.3f} dB over bicubic" + ("" if ok else f"; a working trainer reaches +{margin:g} dB here"),
+            ))
+        _check_drift(tier, backbone, drift, rows, report)
+    _check_bitwise(tier, rows, report)
+
+
+def _check_drift(tier: str, backbone: str, drift: float, rows: pd.DataFrame, report: CheckReport) -> None:
+    for method in FINETUNED:
+        experiment = f"{backbone}-{method}"
+        sub = rows[rows["experiment"] == experiment]
+        for (protocol, dataset), part in sub.groupby(["protocol", "dataset"], sort=True):
+            ours = float(part["psnr"].mean(skipna=False))
+            base = _mean(rows, f"{backbone}-baseline", protocol, dataset)
+            if base is None:
+                continue
+            ok = math.isfinite(ours) and abs(ours - base) <= drift
+            report.items.append(CheckItem(
+                tier, "drift", f"{experiment} ({protocol})", f"vs {backbone}-baseline", dataset, "psnr", ours, f"{base:.4f}",
+                f"±{drift:g} dB", OK if ok else MISS,
+                f"{ours - base:+.3f} dB from its starting point" + ("" if ok else "; the fine-tune diverged"),
+            ))
+
+
+def _checkpoint_sha(rows: pd.DataFrame) -> str | None:
+    if SOURCE_COLUMN not in rows.columns or rows.empty:
+        return None
+    sidecar = Path(str(rows[SOURCE_COLUMN].iloc[0])).with_suffix(".json")
+    try:
+        return json.loads(sidecar.read_text()).get("checkpoint", {}).get("sha256")
+    except (OSError, ValueError):
+        return None
+
+
+def _check_bitwise(tier: str, rows: pd.DataFrame, report: CheckReport) -> None:
+    for experiment in sorted({e for e in rows["experiment"] if e.endswith("-pcl-released")}):
+        twin = experiment[: -len("-pcl-released")] + "-control"
+        if twin not in set(rows["experiment"]):
+            continue
+        a = _checkpoint_sha(rows[rows["experiment"] == experiment])
+        b = _checkpoint_sha(rows[rows["experiment"] == twin])
+        ok = a is not None and a == b
+        detail = (f"identical weights (sha256 {a[:16]}...)" if ok else
+                  "sidecar without the checkpoint sha256" if a is None or b is None else
+                  f"weights differ ({a[:12]} vs {b[:12]}): the as-released term reached the SR network")
+        report.items.append(CheckItem(tier, "bitwise", f"{experiment} = {twin}", "", "", "weights", None, "", "equal",
+                                      OK if ok else MISS, detail))

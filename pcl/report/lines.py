@@ -1,0 +1,107 @@
+"""The lines of a regenerated table (the paper's and ours) and their machine-readable long form.
+
+Why a line carries its files: a reader of any cell must be able to go from the table to the
+result file(s) it aggregates (``results/<tier>/<experiment>/<protocol>/<dataset>.csv``), from
+there to the file's JSON sidecar, and from that to the code and packages that produced it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pcl.names import DATASET_SIZES, NON_COMPARABLE_TIERS
+
+LONG_COLUMNS: tuple[str, ...] = (
+    "row_label",
+    "source",
+    "protocol",
+    "experiment",
+    "dataset",
+    "metric",
+    "paper_value",
+    "our_value",
+    "delta",
+    "n_images",
+    "source_files",
+)
+"""Columns of a table's CSV: one row per (line, dataset, metric); ``source`` is the tier (``paper``
+for the paper's lines), ``source_files`` the result files of the cell, ``;``-separated."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (dataset, metric) cell of a line."""
+
+    dataset: str
+    metric: str
+    digits: int
+    paper_printed: str
+    our_value: float | None = None
+    n_images: int | None = None
+    files: tuple[str, ...] = ()
+    """Result files this cell was read from (empty on the paper's lines and for a set not evaluated)."""
+
+    @property
+    def paper_value(self) -> float | None:
+        return float(self.paper_printed) if self.paper_printed else None
+
+    @property
+    def delta(self) -> float | None:
+        if self.our_value is None or self.paper_value is None:
+            return None
+        return self.our_value - self.paper_value
+
+    @property
+    def partial(self) -> bool:
+        return self.n_images is not None and self.n_images < DATASET_SIZES[self.dataset]
+
+
+@dataclass(frozen=True)
+class Line:
+    """A printed line: the paper's (source 'paper') or one of ours (source = tier)."""
+
+    row_label: str
+    source: str
+    protocol: str
+    experiment: str
+    cells: tuple[Cell, ...]
+    message: str = ""
+    """Set instead of cells for a 'no result' line."""
+    files: tuple[str, ...] = ()
+    """Every result file of this (tier, experiment, protocol) at the table's scale, including
+    sets the table has no column for: the files this line stands for."""
+
+    @property
+    def is_paper(self) -> bool:
+        return self.source == "paper"
+
+    @property
+    def comparable(self) -> bool:
+        return self.source not in NON_COMPARABLE_TIERS
+
+
+def long_frame(lines: tuple[Line, ...]) -> pd.DataFrame:
+    """One row per (line, dataset, metric); paper lines have empty our_value/delta/source_files."""
+    records = []
+    for line in lines:
+        for cell in line.cells:
+            records.append(
+                {
+                    "row_label": line.row_label,
+                    "source": line.source,
+                    "protocol": line.protocol,
+                    "experiment": line.experiment,
+                    "dataset": cell.dataset,
+                    "metric": cell.metric,
+                    "paper_value": cell.paper_printed,
+                    "our_value": cell.our_value,
+                    "delta": cell.delta if line.comparable else None,
+                    "n_images": cell.n_images,
+                    "source_files": ";".join(cell.files),
+                }
+            )
+    frame = pd.DataFrame.from_records(records, columns=LONG_COLUMNS)
+    frame["n_images"] = frame["n_images"].astype("Int64")
+    return frame

@@ -1,0 +1,111 @@
+"""``reports/tables/mini.{md,csv,tex}``: the `mini` tier's own table (never compared with the paper).
+
+Why its own table: the mini tier trains a small EDSR-S on CPU, so its absolute numbers mean nothing
+next to the paper's; what it shows is relative: does the baseline learn (against bicubic), and does
++PCL differ from its L1-only control and from the baseline it was fine-tuned from.  One line per
+method and protocol, one column per (data set, metric), then the deltas +PCL - control and
++PCL - baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from pcl.atomic import atomic_write_text
+
+ROLES: tuple[tuple[str, str], ...] = (
+    ("bicubic", "Bicubic"), ("baseline", "baseline (from scratch)"), ("pcl", "+PCL (paper semantics)"),
+    ("control", "control (L1 only)"), ("pcl-released", "as-released (term without gradient)"),
+)
+METRIC_DIGITS: dict[str, int] = {"psnr": 3, "ssim": 4, "lpips": 4, "niqe": 3, "niqe_y": 3}
+DATASET_ORDER = ("Set5", "Set14", "B100", "Urban100", "Manga109")
+
+
+def _role(experiment: str, backbone: str) -> str | None:
+    if experiment == "bicubic":
+        return "bicubic"
+    for role, _ in ROLES[1:]:
+        if experiment == f"{backbone}-{role}":
+            return role
+    return None
+
+
+def tier_summary(results: pd.DataFrame, tier: str = "mini") -> pd.DataFrame:
+    """Long table: backbone, protocol, role, dataset, metric, value, n_images, source file."""
+    rows = results[results["tier"] == tier]
+    if rows.empty:
+        return pd.DataFrame(columns=["backbone", "protocol", "role", "experiment", "dataset", "metric", "value", "n_images", "source"])
+    bicubic = results[(results["tier"] == "bicubic") & results["dataset"].isin(set(rows["dataset"]))]
+    metrics = [m for m in METRIC_DIGITS if m in results.columns]
+    records = []
+    for backbone in sorted(set(rows["backbone"])):
+        part = pd.concat([rows[rows["backbone"] == backbone], bicubic], ignore_index=True)
+        for (experiment, protocol, dataset), sub in part.groupby(["experiment", "protocol", "dataset"], sort=False):
+            role = _role(experiment, backbone)
+            if role is None:
+                continue
+            tier_of = sub["tier"].iloc[0]
+            for metric in metrics:
+                if sub[metric].isna().all():
+                    continue
+                records.append({"backbone": backbone, "protocol": protocol, "role": role, "experiment": experiment,
+                                "dataset": dataset, "metric": metric, "value": float(sub[metric].mean(skipna=False)),
+                                "n_images": len(sub), "source": f"results/{tier_of}/{experiment}/{protocol}/{dataset}.csv"})
+    return pd.DataFrame.from_records(records)
+
+
+def _fmt(value: float | None, metric: str, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    d = METRIC_DIGITS[metric]
+    return f"{value:+.{d}f}" if signed else f"{value:.{d}f}"
+
+
+def to_markdown(summary: pd.DataFrame, *, tier: str = "mini", speeds: dict[str, float] | None = None) -> str:
+    out = [f"# The `{tier}` tier: a CPU miniature of the paper's fine-tuning protocol", "",
+           "Never compared with the paper: a small EDSR-S trained on 80 stand-in photos. `+PCL - control` isolates the "
+           "contrastive term (same start, schedule and iterations, L1 only); `+PCL - baseline` is what the paper's "
+           "Table II compares. NIQE/LPIPS: lower is better. Per-image files: the `source` column of "
+           f"reports/tables/{tier}.csv.", ""]
+    if summary.empty:
+        return "\n".join(out + [f"No `{tier}` results yet."]) + "\n"
+    for (backbone, protocol), part in summary.groupby(["backbone", "protocol"], sort=True):
+        cols = [(d, m) for d in DATASET_ORDER for m in METRIC_DIGITS if ((part["dataset"] == d) & (part["metric"] == m)).any()]
+        value = {(r["role"], r["dataset"], r["metric"]): r["value"] for r in part.to_dict("records")}
+        out += [f"## {backbone} / {protocol}", "",
+                "| method | " + " | ".join(f"{d} {m.upper().replace('_', '-')}" for d, m in cols) + " |",
+                "|---|" + "---:|" * len(cols)]
+        for role, label in ROLES:
+            if any((role, d, m) in value for d, m in cols):
+                out.append(f"| {label} | " + " | ".join(_fmt(value.get((role, d, m)), m) for d, m in cols) + " |")
+        for a, b, label in (("pcl", "control", "+PCL - control"), ("pcl", "baseline", "+PCL - baseline"),
+                            ("baseline", "bicubic", "baseline - bicubic")):
+            diffs = [value[(a, d, m)] - value[(b, d, m)] if (a, d, m) in value and (b, d, m) in value else None for d, m in cols]
+            if any(x is not None for x in diffs):
+                out.append(f"| **{label}** | " + " | ".join(_fmt(x, m, signed=True) for x, (_, m) in zip(diffs, cols)) + " |")
+        out.append("")
+    if speeds:
+        out += ["Training speed (iterations per second, from each run's result.json): "
+                + ", ".join(f"`{k}` {v:.2f}" for k, v in speeds.items()) + ".", ""]
+    return "\n".join(out)
+
+
+def to_latex(summary: pd.DataFrame) -> str:
+    lines = ["% The mini tier (pcl.report.mini); never compared with the paper.", "\\begin{tabular}{llllr}", "\\toprule",
+             "Protocol & Method & Set & Metric & Value \\\\", "\\midrule"]
+    for r in summary.to_dict("records"):
+        lines.append(f"{r['protocol']} & {r['role']} & {r['dataset']} & {r['metric'].upper().replace('_', '-')} & {_fmt(r['value'], r['metric'])} \\\\")
+    return "\n".join(lines + ["\\bottomrule", "\\end{tabular}"]) + "\n"
+
+
+def write_tier_table(results: pd.DataFrame, out_dir: Path, *, tier: str = "mini", speeds: dict[str, float] | None = None) -> list[Path]:
+    summary = tier_summary(results, tier)
+    out_dir = Path(out_dir)
+    return [
+        atomic_write_text(out_dir / f"{tier}.md", to_markdown(summary, tier=tier, speeds=speeds)),
+        atomic_write_text(out_dir / f"{tier}.csv", summary.to_csv(index=False)),
+        atomic_write_text(out_dir / f"{tier}.tex", to_latex(summary)),
+    ]

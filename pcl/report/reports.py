@@ -1,0 +1,70 @@
+"""``pcl tables``: every report file from one read of the results -- Tables II-VII, the audit, the figure.
+
+Why one orchestrator: the tables, the released-log audit and the figure must describe the same
+result files, read once; and the modules that build each of them stay free of one another (the
+audit needs no table, a table needs no audit).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pcl.report.audit import write_audit
+from pcl.report.cells import CellsMap
+from pcl.report.figures import plot_released_gains
+from pcl.report.gains import GAIN_TIERS
+from pcl.report.mini import write_tier_table
+from pcl.report.results import read_results
+from pcl.report.specs import TABLE2, TABLES, TableSpec
+from pcl.report.tables import build_table, write_table
+from pcl.resources import resource_path
+
+
+def write_reports(
+    result_files: list[Path],
+    out_dir: Path,
+    *,
+    figures_dir: Path | None = None,
+    paper_dir: Path | None = None,
+    logs_dir: Path | None = None,
+    cells: CellsMap | None = None,
+    tables: tuple[TableSpec, ...] = TABLES,
+    runs_root: Path | None = None,
+) -> list[Path]:
+    """CLI entry (``pcl tables``): Tables II-VII and the released-log audit into ``out_dir``, and the
+    released-gains figure into ``figures_dir`` when the results hold the ingested logs.
+
+    ``result_files`` are result CSVs (an empty list gives the paper with 'no result' lines);
+    ``cells`` places the trained tiers' results (``pcl catalog cells``); ``paper_dir`` and
+    ``logs_dir`` default to the shipped ``resources/reference`` copies.  Returns every written path.
+    """
+    paper_root = Path(paper_dir) if paper_dir else resource_path("reference", "paper")
+    results = read_results(result_files, source=True)
+    written: list[Path] = []
+    for spec in tables:
+        written += write_table(build_table(results, spec, paper_root / spec.paper_file, cells=cells), out_dir)
+    written += write_audit(out_dir, logs_dir=logs_dir, paper_csv=paper_root / TABLE2.paper_file)
+    for tier in sorted(GAIN_TIERS & set(results["tier"])):
+        written += write_tier_table(results, out_dir, tier=tier, speeds=_speeds(runs_root, tier, results))
+    reported = results[results["tier"] == "reported"]
+    if figures_dir is not None and set(reported["method"]) >= {"official", "pcl"}:
+        written.append(plot_released_gains(reported, Path(figures_dir) / "released_gains.png"))
+    return written
+
+
+def _speeds(runs_root: Path | None, tier: str, results) -> dict[str, float]:
+    """Iterations per second of each run of ``tier`` (its ``result.json``), for the tier's table."""
+    import json
+
+    if runs_root is None:
+        return {}
+    out = {}
+    for experiment in sorted(set(results.loc[results["tier"] == tier, "experiment"])):
+        path = Path(runs_root) / tier / experiment / "result.json"
+        try:
+            value = json.loads(path.read_text()).get("it_per_s")
+        except (OSError, ValueError):
+            continue
+        if isinstance(value, (int, float)):
+            out[experiment] = float(value)
+    return out
