@@ -33,8 +33,7 @@ log = logging.getLogger(__name__)
 
 #: Environment variable that overrides the registry's checkpoint folder.
 ENV_DIR = "PCL_CHECKPOINT_DIR"
-#: Backbones and methods a registry entry may name (Table II rows).
-BACKBONES: tuple[str, ...] = ("edsr-s", "edsr-l", "rcan", "han", "nlsn")
+#: Methods a registry entry may name (Table II rows); backbones come from pcl.models.registry.
 METHODS: tuple[str, ...] = ("official", "pcl")
 _ENTRY_KEYS = {
     "name": str,
@@ -159,8 +158,10 @@ def _entry(config: Path, index: int, item: object, directory: Path) -> Checkpoin
             raise _fail(where, f"missing key {key!r} (use null where a value is unknown)")
         if not isinstance(item[key], kind) or (isinstance(item[key], str) and not item[key].strip()):
             raise _fail(where, f"key {key!r} has the wrong type or is empty: {item[key]!r}")
-    if item["backbone"] not in BACKBONES:
-        raise _fail(where, f"backbone {item['backbone']!r} is not one of {', '.join(BACKBONES)}")
+    from pcl.models.registry import backbone_names
+
+    if item["backbone"] not in backbone_names():
+        raise _fail(where, f"backbone {item['backbone']!r} is not one of {', '.join(backbone_names())}")
     if item["method"] not in METHODS:
         raise _fail(where, f"method {item['method']!r} is not one of {', '.join(METHODS)}")
     if not item["experiment"].startswith(f"{item['backbone']}-{item['method']}"):

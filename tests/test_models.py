@@ -574,3 +574,44 @@ def test_embedding_linear_head_and_rgb_input() -> None:
     with torch.no_grad():
         features, _ = rgb.forward_features(torch.rand(1, 3, 32, 32))
     assert features[0].shape == (1, 64, 32, 32)  # no wavelet: full resolution
+
+
+def test_a_new_backbone_touches_only_its_module_and_the_catalog(tmp_path) -> None:
+    # A copy of the package with one more module under pcl/models that registers a toy backbone:
+    # the factory, the inference model list, the report labels and the experiment catalog all know
+    # it, with no other file edited.
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copytree(repo / "pcl", tmp_path / "pcl", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "pcl" / "models" / "toy.py").write_text(
+        "from torch import nn\n"
+        "from pcl.models.registry import Backbone, register\n\n\n"
+        "class Toy(nn.Module):\n"
+        "    def __init__(self, scale=4, n_feats=8):\n"
+        "        super().__init__()\n"
+        "        self.scale = scale\n"
+        "        self.body = nn.Conv2d(3, 3 * scale * scale, 3, padding=1)\n"
+        "        self.up = nn.PixelShuffle(scale)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.up(self.body(x))\n\n\n"
+        "register(Backbone('toy', Toy, dict(scale=4, n_feats=8), 'Toy-SR'))\n"
+    )
+    catalog = yaml.safe_load((repo / "config" / "experiments.yaml").read_text())
+    catalog["experiments"]["toy-baseline"] = {"description": "a toy", "backbone": "toy", "method": "baseline", "cells": []}
+    (tmp_path / "experiments.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False))
+    code = (
+        "import pcl.models as m, pcl.inference as i, pcl.report.labels as l\n"
+        "from pcl.train.catalog import load_catalog\n"
+        f"c = load_catalog(r'{tmp_path / 'experiments.yaml'}', schema=r'{repo / 'workflow' / 'schemas' / 'experiments.schema.json'}')\n"
+        "print(type(m.build_model('toy')).__name__, 'toy' in i.SR_MODELS, l.BACKBONE_LABELS['toy'], c.get('toy-baseline').backbone)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "PCL_RESOURCES": str(repo / "resources")})
+    assert out.stdout.split() == ["Toy", "True", "Toy-SR", "toy"], out.stderr[-2000:]

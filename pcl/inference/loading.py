@@ -18,10 +18,12 @@ from torch import nn
 from pcl.errors import PCLError
 from pcl.hashing import sha256_file
 
+from pcl.models.registry import backbones
+
 #: SR backbones ``pcl evaluate --model`` accepts (``auto`` reads the architecture from the checkpoint).
-SR_MODELS: tuple[str, ...] = ("edsr-s", "edsr-l", "rcan", "han", "nlsn")
+SR_MODELS: tuple[str, ...] = tuple(backbones())
 #: Aliases of the factory that name the same preset as an ``SR_MODELS`` entry.
-_PRESET_ALIASES = {"edsr": "edsr-s", "edsr-baseline": "edsr-s"}
+_PRESET_ALIASES = {alias: b.name for b in backbones().values() for alias in b.aliases}
 
 
 def _preset(name: str) -> str:

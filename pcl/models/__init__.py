@@ -22,24 +22,23 @@ from pcl.models.han import HAN
 from pcl.models.nlsn import NLSN
 from pcl.models.rcan import RCAN
 
-_EDSR_S = dict(scale=4, n_colors=3, n_resblocks=16, n_feats=64, res_scale=1.0, rgb_range=255.0)
-_EDSR_L = dict(scale=4, n_colors=3, n_resblocks=32, n_feats=256, res_scale=0.1, rgb_range=255.0)
-_RCAN = dict(scale=4, n_colors=3, n_resgroups=10, n_resblocks=20, n_feats=64, reduction=16, res_scale=1.0, rgb_range=255.0)
-_NLSN = dict(scale=4, n_colors=3, n_resblocks=32, n_feats=256, res_scale=0.1, rgb_range=1.0, n_hashes=4, chunk_size=144)
+from pcl.models.registry import Backbone, backbone_names, backbones, get_backbone, register
+
 _EMBEDDING = dict(use_wavelet=True, patch_d=True, patch_size=192, n_colors=3)
 
-# name -> (class, default keyword arguments).  ``edsr`` defaults to the EDSR-PyTorch defaults,
-# i.e. the baseline (EDSR-S); the L preset is explicit.
-_REGISTRY: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
-    "edsr": (EDSR, _EDSR_S),
-    "edsr-s": (EDSR, _EDSR_S),
-    "edsr-baseline": (EDSR, _EDSR_S),
-    "edsr-l": (EDSR, _EDSR_L),
-    "rcan": (RCAN, _RCAN),
-    "han": (HAN, _RCAN),
-    "nlsn": (NLSN, _NLSN),
-    "embedding": (EmbeddingNet, _EMBEDDING),
-}
+
+def _factory() -> dict[str, tuple[type[nn.Module], dict[str, Any]]]:
+    """name -> (class, default keyword arguments): every registered backbone (and its aliases) and
+    the embedding network.  ``edsr`` is EDSR-PyTorch's default, i.e. the baseline (EDSR-S)."""
+    table: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {}
+    for b in backbones().values():
+        for name in (b.name, *b.aliases):
+            table[name] = (b.cls, b.defaults)
+    table["embedding"] = (EmbeddingNet, _EMBEDDING)
+    return table
+
+
+_REGISTRY = _factory()
 
 #: Every name ``build_model`` accepts.
 MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
@@ -47,18 +46,24 @@ MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 #: The paper configurations (x4), by name; used to name the best-fitting architecture of a
 #: checkpoint.  ``embedding`` is the released wavelet + patch-head discriminator.
 PAPER_CONFIGS: dict[str, dict[str, Any]] = {
-    "edsr-s": dict(_EDSR_S),
-    "edsr-l": dict(_EDSR_L),
-    "rcan": dict(_RCAN),
-    "han": dict(_RCAN),
-    "nlsn": dict(_NLSN),
+    **{b.name: dict(b.defaults) for b in backbones().values()},
     "embedding": dict(_EMBEDDING),
 }
+
+
+def _refresh() -> None:
+    """Re-read the registry after a backbone registered late (tests register toy backbones)."""
+    global _REGISTRY, MODEL_NAMES
+    _REGISTRY = _factory()
+    MODEL_NAMES = tuple(_REGISTRY)
+    PAPER_CONFIGS.update({b.name: dict(b.defaults) for b in backbones().values() if b.name not in PAPER_CONFIGS})
 
 
 def canonical_name(name: str) -> str:
     """Normalise a model name (case, '_' for '-'); PCLError listing the valid names if unknown."""
     key = str(name).strip().lower().replace("_", "-")
+    if key not in _REGISTRY and key in backbones():
+        _refresh()
     if key not in _REGISTRY:
         raise PCLError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
     return key
@@ -90,6 +95,11 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = [
+    "Backbone",
+    "backbone_names",
+    "backbones",
+    "get_backbone",
+    "register",
     "EDSR",
     "HAN",
     "MODEL_NAMES",

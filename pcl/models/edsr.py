@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from pcl.models.registry import Backbone, register
 from pcl.models.common import (
     ResBlock,
     SRModel,
@@ -42,3 +43,9 @@ class EDSR(SRModel):
 
     def forward_official(self, x: Tensor) -> Tensor:
         return self._long_skip_forward(x)
+
+
+register(Backbone("edsr-s", EDSR, dict(scale=4, n_colors=3, n_resblocks=16, n_feats=64, res_scale=1.0, rgb_range=255.0),
+                  "EDSR-S", aliases=("edsr", "edsr-baseline")))
+register(Backbone("edsr-l", EDSR, dict(scale=4, n_colors=3, n_resblocks=32, n_feats=256, res_scale=0.1, rgb_range=255.0),
+                  "EDSR-L"))

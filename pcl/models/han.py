@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from pcl.models.registry import Backbone, register
 from pcl.errors import PCLError
 from pcl.models.common import SRModel, default_conv, make_tail
-from pcl.models.rcan import ResidualGroup, check_rcan_sizes
+from pcl.models.rcan import RCAN_DEFAULTS, ResidualGroup, check_rcan_sizes
 
 #: The only group count the official HAN supports (last_conv takes 11 = 10 + 1 layers).
 HAN_RESGROUPS = 10
@@ -111,3 +112,6 @@ class HAN(SRModel):
         res += x
         x = self.tail(res)
         return self.add_mean(x)
+
+
+register(Backbone("han", HAN, dict(RCAN_DEFAULTS), "HAN"))

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pcl.models.registry import Backbone, register
 from pcl.errors import PCLError
 from pcl.models.common import (
     ResBlock,
@@ -196,3 +197,7 @@ class NLSN(SRModel):
                 "non-local sparse attention needs H*W >= chunk_size (e.g. at least 12x12 at the paper setting)"
             )
         return self._long_skip_forward(x)
+
+
+register(Backbone("nlsn", NLSN, dict(scale=4, n_colors=3, n_resblocks=32, n_feats=256, res_scale=0.1, rgb_range=1.0,
+                                     n_hashes=4, chunk_size=144), "NLSN"))

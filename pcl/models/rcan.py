@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from pcl.models.registry import Backbone, register
 from pcl.errors import PCLError
 
 from pcl.models.common import (
@@ -114,3 +115,8 @@ class RCAN(SRModel):
 
     def forward_official(self, x: Tensor) -> Tensor:
         return self._long_skip_forward(x)
+
+
+RCAN_DEFAULTS = dict(scale=4, n_colors=3, n_resgroups=10, n_resblocks=20, n_feats=64, reduction=16, res_scale=1.0,
+                     rgb_range=255.0)
+register(Backbone("rcan", RCAN, RCAN_DEFAULTS, "RCAN"))

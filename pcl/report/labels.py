@@ -8,14 +8,10 @@ experiment catalog rely on (``pcl.report.placement``).
 
 from __future__ import annotations
 
-BACKBONE_LABELS: dict[str, str] = {
-    "edsr-s": "EDSR-S",
-    "edsr-l": "EDSR-L",
-    "rcan": "RCAN",
-    "han": "HAN",
-    "nlsn": "NLSN",
-}
-"""Backbone -> its name in the paper, in Table II order."""
+from pcl.models.registry import backbones
+
+BACKBONE_LABELS: dict[str, str] = {b.name: b.display for b in backbones().values()}
+"""Backbone -> its name in the paper, in Table II order (from the one backbone registry)."""
 
 BASE_METHODS: frozenset[str] = frozenset({"official", "baseline", "control"})
 """Methods shown on a backbone's plain row (official weights, our baseline, the L1-only control)."""

@@ -26,7 +26,6 @@ from typing import Any, Mapping
 from pcl.errors import PCLError
 from pcl.yamlio import read_yaml
 
-BACKBONES: tuple[str, ...] = ("edsr-s", "edsr-l", "rcan", "han", "nlsn")
 METHODS: tuple[str, ...] = ("baseline", "pcl", "pcl-released", "control", "pcl-fixed")
 #: Methods that train with the PCL objective (and therefore have method settings).
 PCL_METHODS: frozenset[str] = frozenset({"pcl", "pcl-released", "pcl-fixed"})
@@ -324,6 +323,10 @@ def _cross_check(catalog: Catalog) -> None:
             raise _fail(catalog, f"recipes.{recipe}", f"no block for tier(s) {', '.join(missing)}")
     for name, e in catalog.experiments.items():
         key = f"experiments.{name}"
+        from pcl.models.registry import backbone_names
+
+        if e.backbone not in backbone_names():
+            raise _fail(catalog, f"{key}.backbone", f"{e.backbone!r} is not a registered backbone ({', '.join(backbone_names())})")
         prefix = f"{e.backbone}-{e.method}"
         if not (name == prefix or name.startswith(prefix + "-")):
             raise _fail(catalog, key, f"name must follow <backbone>-<method>[-<variant>], i.e. start with {prefix!r}")
