@@ -129,7 +129,9 @@ def test_setting_errors() -> None:
         check_settings(model, InferenceSettings(precision="fp8"))
     with pytest.raises(PCLError, match="fp16 needs --device cuda"):
         check_settings(model, InferenceSettings(precision="fp16"))
-    if not torch.cuda.is_available():
+    if torch.cuda.is_available():  # on a GPU host the same call must be accepted, not skipped
+        assert check_settings(model, InferenceSettings(device="cuda")).device == "cuda"
+    else:
         with pytest.raises(PCLError, match="CUDA is not available; use --device cpu"):
             check_settings(model, InferenceSettings(device="cuda"))
 
@@ -345,7 +347,9 @@ def test_nlsn_seed_measurement(tmp_path: Path, set5_dir: Path) -> None:
     [row] = measure(hr, seeds=(0, 1, 2), config=TINY_NLSN)
     assert row["image"] == "bird" and row["seeds"] == 3
     assert row["max_abs_output_diff_0_255"] > 0  # the seed changes NLSN's output (docs/backbones.md §6.3)
-    assert 0 <= row["psnr_spread_db"] < 1
+    # a different rotation per seed moves PSNR, but by far less than a different model would
+    # (measured here: a few thousandths of a dB, docs/backbones.md §6.3)
+    assert 0 < row["psnr_spread_db"] < 0.05, row
 
 
 def test_load_model_auto_and_named_with_official_format(tmp_path: Path) -> None:
