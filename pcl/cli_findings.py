@@ -99,6 +99,18 @@ def cmd_figures(args: argparse.Namespace) -> int:
     for tier in args.curve_tiers:
         written += curve_figures(Path(args.runs_root), tier, out)
     written.append(alpha_figure(results, resource_path("reference", "paper", "table7.csv"), out / "table7_alpha.png"))
+    if args.real_dir:
+        from pcl.report.figure_set import no_reference_figures
+
+        models = {}
+        for item in args.real_model or []:
+            label, sep, path = item.partition("=")
+            if not sep:
+                raise PCLError(f"--real-model {item!r}: use LABEL=CHECKPOINT")
+            models[label] = Path(path)
+        if len(models) < 1:
+            raise PCLError("--real-dir needs --real-model LABEL=CHECKPOINT (one or more, e.g. baseline and +PCL)")
+        written += no_reference_figures(Path(args.real_dir), models, out, limit=args.real_limit)
     for path in written:
         print(path)
     return 0
@@ -148,6 +160,9 @@ def add_findings_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tiers", nargs="*", default=["mini", "released", "finetune", "scratch"], help="tiers to draw crops for")
     p.add_argument("--curve-tiers", nargs="*", default=["mini", "finetune", "scratch"], help="tiers to draw training curves for")
     p.add_argument("--crop-size", type=int, default=48, help="side of the automatic crops in HR pixels")
+    p.add_argument("--real-dir", help="Fig. 4: a folder of real LR photos without ground truth (e.g. data/RealSRSet)")
+    p.add_argument("--real-model", action="append", help="Fig. 4: LABEL=CHECKPOINT of a model to compare (repeatable)")
+    p.add_argument("--real-limit", type=int, default=4, help="Fig. 4: how many of the photos (default 4)")
     p.add_argument("--out-dir", default="reports/figures")
     p.set_defaults(func=cmd_figures)
 

@@ -139,6 +139,14 @@ def fetch_dataset(
     ds = name if isinstance(name, Dataset) else get_dataset(name)
     root = Path(root)
     lock_file = default_lock_file() if lock_file is None else Path(lock_file)
+    if not ds.archives:  # placed by hand only (RealSRSet): present or the instruction
+        folder = root / ds.name
+        if _image_count(folder):
+            return FetchResult(ds.name, "present", f"{_image_count(folder)} images in {folder}", [folder], None, None)
+        manual = ds.manual.replace("<root>", str(root))
+        if offline_ok:
+            return FetchResult(ds.name, "unavailable", f"no download source; {manual}", [folder], None, None)
+        raise PCLError(f"{ds.name} has no download source; {manual}")
     todo = [inst for inst in ds.installs if _image_count(root / inst.dest) != inst.count]
     paths = [root / inst.dest for inst in ds.installs]
     if not todo:

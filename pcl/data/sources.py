@@ -30,7 +30,7 @@ from pcl.errors import PCLError
 DIV2K_BASE = "http://data.vision.ee.ethz.ch/cvl/DIV2K/"
 HF_BASE = "https://huggingface.co/datasets/eugenesiow/{repo}/resolve/main/data/{file}"
 
-DatasetKind = Literal["train", "benchmark"]
+DatasetKind = Literal["train", "benchmark", "real"]
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,22 @@ def _manga109() -> Dataset:
     )
 
 
+def _realsrset() -> Dataset:
+    """RealSRSet (Zhang et al., BSRGAN, ICCV 2021): 20 real low-quality photos without ground truth,
+    the usual set for Fig. 4-style no-reference comparisons.  It is distributed only as a folder of
+    the BSRGAN repository (cszn/BSRGAN, ``testsets/RealSRSet``), not as an archive with a checksum,
+    so it is placed by hand; ``pcl figures`` records the sha256 of every image it uses."""
+    return Dataset(
+        name="RealSRSet",
+        kind="real",
+        archives=(),
+        hr_glob="*",
+        manifest_key=None,
+        notes="20 real LR photos, no ground truth (source: github.com/cszn/BSRGAN, testsets/RealSRSet)",
+        manual="copy the 20 images of the BSRGAN repository's testsets/RealSRSet folder into <root>/RealSRSet/",
+    )
+
+
 _REGISTRY: dict[str, Dataset] = {
     ds.name: ds
     for ds in (
@@ -190,6 +206,7 @@ _REGISTRY: dict[str, Dataset] = {
                       "BSD100 test split; the manifest pins only 68 of the 100 images"),
         _hf_benchmark("Urban100", "Urban100", 100, "Urban100", "100 urban scenes"),
         _manga109(),
+        _realsrset(),
     )
 }
 

@@ -144,3 +144,41 @@ def _alpha_of(experiment: str) -> float | None:
         return float(tail[1]) if len(tail) == 2 else None
     except ValueError:
         return None
+
+
+def no_reference_figures(lr_dir: Path, checkpoints: dict[str, Path], out_dir: Path, *, limit: int = 4) -> list[Path]:
+    """Fig. 4 style: SR of real LR photos (no ground truth, e.g. RealSRSet) by each model, NIQE under
+    each; a ``real_images.json`` beside the figures records every image's and checkpoint's sha256."""
+    from pcl.atomic import atomic_write_text
+    from pcl.data.images import is_image_file, read_image
+    from pcl.hashing import sha256_file
+    from pcl.inference import InferenceSettings, ModelPredictor, load_model
+    from pcl.metrics.niqe import niqe
+    from pcl.report.crops import no_reference_figure
+
+    folder = Path(lr_dir)
+    if not folder.is_dir():
+        raise PCLError(f"{folder}: no such folder of LR images (RealSRSet: `pcl download --dataset RealSRSet` says where it goes)")
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    stray = [p.name for p in files if not is_image_file(p)]
+    if stray:
+        raise PCLError(f"{folder}: not images: {', '.join(stray[:5])}; the folder must hold only LR images")
+    if not files:
+        raise PCLError(f"{folder}: no images")
+    models = {}
+    for label, path in checkpoints.items():
+        if not Path(path).is_file():
+            raise PCLError(f"model {label}: checkpoint {path} not found")
+        loaded = load_model("auto", path)
+        models[label] = (ModelPredictor(loaded.model, InferenceSettings(), name=loaded.backbone), loaded.sha256)
+    written, record = [], {"lr_dir": str(folder), "images": {}, "checkpoints": {k: {"path": str(checkpoints[k]), "sha256": v[1]}
+                                                                               for k, v in models.items()}}
+    for path in files[:limit]:
+        lr = read_image(path)
+        outputs = {label: predictor(lr) for label, (predictor, _) in models.items()}
+        scores = {label: niqe(sr) for label, sr in outputs.items()}
+        record["images"][path.name] = {"sha256": sha256_file(path), "niqe": scores}
+        written.append(no_reference_figure(path, outputs, scores, Path(out_dir) / f"real_{path.stem}.png",
+                                           title=f"{path.name}: no ground truth, NIQE only"))
+    written.append(atomic_write_text(Path(out_dir) / "real_images.json", json.dumps(record, indent=2) + "\n"))
+    return written

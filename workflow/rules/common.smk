@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(workflow.basedir)
-# `python -m pcl` with the checkout on PYTHONPATH works both in the active venv (where the
+# `python -m pcl` with the checkout first on PYTHONPATH works both in the active venv (where the
 # package is installed editable) and in the conda env of a cluster run (dependencies only).
-PCL = f"PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}} python -m pcl"
+PCL = f"PYTHONPATH={shlex.quote(str(ROOT))}:${{PYTHONPATH:-}} python -m pcl"
 ENV = str(ROOT / "workflow" / "envs" / "pcl.yaml")
 
 SCALE = config["scale"]
@@ -279,7 +279,8 @@ def metrics_option(tier):
     names = config.get("metrics", {}).get(tier, ["psnr", "ssim"])
     if not WEIGHTS_PRESENT["alexnet"]:
         names = [m for m in names if m != "lpips"]
-    return "--metrics " + ",".join(["psnr", "ssim", *[m for m in names if m not in ("psnr", "ssim")]])
+    listed = ",".join(["psnr", "ssim", *[m for m in names if m not in ("psnr", "ssim")]])
+    return f"--metrics {listed}"
 
 
 def weights_snapshot():
@@ -314,7 +315,7 @@ def figure_image_args():
     """`--image DATASET/IMAGE[@X,Y,SIZE]` of `pcl figures` (the HR folders come from benchmarks.json)."""
     args = []
     for item in FIGURES["images"]:
-        crop = "@" + ",".join(str(v) for v in item["crop"]) if item.get("crop") else ""
+        crop = f"@{','.join(str(v) for v in item['crop'])}" if item.get("crop") else ""
         name = f"{item['dataset']}/{item['image']}{crop}"
         args.append(f"--image {shlex.quote(name)}")
     return " ".join(args)
@@ -324,3 +325,18 @@ def figure_image_args():
 TIER_TABLES = [f"reports/tables/{t}.{ext}" for t in TRAIN_TIERS if t != "smoke" for ext in ("md", "csv", "tex")]
 GAINS_FILES = expand("reports/tables/gains.{ext}", ext=["csv", "md", "tex"])
 VERDICT = "reports/verdict.md"
+
+
+# Fig. 4 (no ground truth): when RealSRSet was placed by hand (`pcl download --dataset RealSRSet`
+# says where), the mini tier's baseline and +PCL models are compared on its photos with NIQE.
+REAL_DIR = Path(DATA, "RealSRSet")
+REAL_MODELS = (
+    {"baseline": run_file("mini", "edsr-s-baseline"), "PCL": run_file("mini", "edsr-s-pcl")}
+    if REAL_DIR.is_dir() and "mini" in TRAIN_TIERS
+    else {}
+)
+REAL_OPTION = " ".join(
+    [f"--real-dir {shlex.quote(str(REAL_DIR))}", *(f"--real-model {shlex.quote(f'{k}={v}')}" for k, v in REAL_MODELS.items())]
+    if REAL_MODELS
+    else []
+)

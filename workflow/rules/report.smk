@@ -114,6 +114,7 @@ rule figures:
         static=static_results(),
         discovered=result_inputs,
         benchmarks=ancient(BENCHMARKS_JSON),
+        real_models=list(REAL_MODELS.values()),
     output:
         report(
             directory("reports/figures/paper"),
@@ -129,6 +130,7 @@ rule figures:
         curve_tiers=" ".join(t for t in TRAIN_TIERS if t != "smoke") or "none",
         crop=FIGURES["crop_size"],
         runs=RUN_ROOT,
+        real=REAL_OPTION,
     log:
         "logs/figures.log",
     conda:
@@ -136,7 +138,8 @@ rule figures:
     shell:
         "{params.pcl} figures --results {input.static} {input.discovered} --runs-root {params.runs} {params.images} "
         "--benchmarks-json {input.benchmarks} "
-        "--tiers {params.tiers} --curve-tiers {params.curve_tiers} --crop-size {params.crop} --out-dir {output} 2>&1 | tee {log}"
+        "--tiers {params.tiers} --curve-tiers {params.curve_tiers} --crop-size {params.crop} {params.real} "
+        "--out-dir {output} 2>&1 | tee {log}"
 
 
 rule check:
