@@ -103,3 +103,35 @@ def test_figures_cli_names_an_image_that_was_not_evaluated(logs: Path, tmp_path:
     err = capsys.readouterr().err
     assert code == 2 and "nosuchimage" in err and err.count("\n") == 1
     assert not list((tmp_path / "fig").glob("crops_*.png")) if (tmp_path / "fig").exists() else True
+
+
+def test_real_photos_figure_and_its_bad_input(tmp_path: Path) -> None:
+    # Fig. 4 style on a folder of "real" LR photos (two Set5 LR images stand in) with a tiny EDSR
+    import json
+
+    import torch
+
+    from pcl.models import build_model
+    from pcl.models.checkpoints import save_checkpoint
+    from pcl.report.figure_set import no_reference_figures
+
+    lr_dir = tmp_path / "real"
+    for name in ("baby", "bird"):
+        write_png(lr_dir / f"{name}.png", bicubic_degrade(read_image(SET5 / f"{name}.png"), 4)[:32, :32])
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(build_model("edsr-s", n_resblocks=1, n_feats=8), tmp_path / "m.safetensors", arch="edsr-s",
+                           config={"n_resblocks": 1, "n_feats": 8}, provenance={})
+    written = no_reference_figures(lr_dir, {"a": ckpt, "b": ckpt}, tmp_path / "fig", limit=2)
+    record = json.loads((tmp_path / "fig" / "real_images.json").read_text())
+    assert sorted(record["images"]) == ["baby.png", "bird.png"] and len(written) == 3
+    assert record["images"]["baby.png"]["niqe"]["a"] == record["images"]["baby.png"]["niqe"]["b"]  # same model
+    (lr_dir / "notes.txt").write_text("x")
+    with pytest.raises(PCLError, match="not images: notes.txt"):
+        no_reference_figures(lr_dir, {"a": ckpt}, tmp_path / "fig2")
+    assert not (tmp_path / "fig2").exists()
+
+
+def test_realsrset_is_placed_by_hand(tmp_path: Path, capsys) -> None:
+    assert main(["download", "--dataset", "RealSRSet", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "testsets/RealSRSet" in err and str(tmp_path / "RealSRSet") in err
