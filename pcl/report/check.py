@@ -95,7 +95,7 @@ def run_check(
         elif rule["rule"] == "released_models":
             check_released_models(tier, rule, rows, logs_dir, report)
         elif rule["rule"] == "learns":
-            check_finite(tier, rows, report, cells)
+            check_finite(tier, rows, report, cells, present_only=True)
             check_learning(tier, rule, rows, results[results["tier"] == "bicubic"], report)
         else:
             check_finite(tier, rows, report, cells)

@@ -60,6 +60,9 @@ def _check_drift(tier: str, backbone: str, drift: float, rows: pd.DataFrame, rep
     for method in FINETUNED:
         experiment = f"{backbone}-{method}"
         sub = rows[rows["experiment"] == experiment]
+        if sub.empty and method in ("pcl", "control"):  # the tier's comparison needs both
+            report.items.append(CheckItem(tier, "drift", experiment, f"vs {backbone}-baseline", "", "psnr", None, "",
+                                          "present", MISS, f"no {tier} results of {experiment}: +PCL vs control cannot be made"))
         for (protocol, dataset), part in sub.groupby(["protocol", "dataset"], sort=True):
             ours = float(part["psnr"].mean(skipna=False))
             base = _mean(rows, f"{backbone}-baseline", protocol, dataset)

@@ -62,17 +62,19 @@ def check_paper_rule(tier: str, rule: dict, rows: pd.DataFrame, paper: PaperTabl
             report.items.append(CheckItem(**base, status=status, detail=detail))
 
 
-def check_finite(tier: str, rows: pd.DataFrame, report: CheckReport, cells: CellsMap | None = None) -> None:
+def check_finite(tier: str, rows: pd.DataFrame, report: CheckReport, cells: CellsMap | None = None,
+                 *, present_only: bool = False) -> None:
     """Rule ``finite``: every set mean exists and every per-image value is finite.
 
     With a cells mapping, "exists" means: every experiment that feeds a paper cell has rows for
     every (protocol, dataset) this tier evaluated (the union over its experiments), with the
-    benchmark's full image count.  Never compared with the paper.
+    benchmark's full image count (``present_only``: only the experiments the tier has rows of, for
+    a tier that trains a subset of the catalog, like ``mini``).  Never compared with the paper.
     """
     if cells is None:
         report.notes.append(f"tier {tier}: no cells mapping given (pcl check --cells); only finiteness checked, not completeness")
     else:
-        _check_cells_present(tier, rows, report, cells)
+        _check_cells_present(tier, rows, report, cells, present_only=present_only)
     for (experiment, protocol, dataset), sub in rows.groupby(["experiment", "protocol", "dataset"], sort=True):
         for metric in (*CHECK_METRICS, *computed_optional_metrics(sub)):
             values = sub[metric].astype(float)
@@ -83,10 +85,14 @@ def check_finite(tier: str, rows: pd.DataFrame, report: CheckReport, cells: Cell
             )
 
 
-def _check_cells_present(tier: str, rows: pd.DataFrame, report: CheckReport, cells: CellsMap) -> None:
+def _check_cells_present(tier: str, rows: pd.DataFrame, report: CheckReport, cells: CellsMap, *,
+                         present_only: bool = False) -> None:
     evaluated = sorted(set(zip(rows["protocol"], rows["dataset"])), key=lambda pd_: (pd_[0], DATASETS.index(pd_[1])))
     counts = rows.groupby(["experiment", "protocol", "dataset"]).size().to_dict()
+    present = set(rows["experiment"])
     for experiment in cells.experiments_with_cells():
+        if present_only and experiment not in present:
+            continue
         where = cells.describe(experiment)
         for protocol, dataset in evaluated:
             n = int(counts.get((experiment, protocol, dataset), 0))
