@@ -4,7 +4,7 @@ A short real training of the mini tier's EDSR-S is run twice: as is, and with th
 broken (every LR patch paired with the HR patch of another image of the batch, the classic
 misaligned-data bug). Scored on Set5 against the harness's own bicubic row, the correct run learns
 and the broken one falls far short, and the rule says so. The margin used here is the short run's
-(the tier's own 1 dB margin needs the full 2400 iterations).
+(the tier's own 1 dB margin needs the full 3000 iterations).
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from pcl.train.data import PatchBatches
 
 REPO = Path(__file__).resolve().parents[1]
 SET5 = resource_path("benchmarks", "Set5", "HR")
-SHORT_RUN_MARGIN_DB = -0.5
-"""What 300 iterations reach: within 0.5 dB of bicubic (measured: see the test's assertion message);
-a run on misaligned pairs stays several dB below."""
+SHORT_RUN_MARGIN_DB = -2.0
+"""The margin for a 300-iteration run. Measured: done right it reaches 27.68 dB on Set5 (bicubic
+28.43 dB, so -0.75 dB); on misaligned pairs it stays near 11 dB on its validation image. The mini
+tier's own rule asks for +1 dB after its full 3000 iterations."""
 
 
 @pytest.fixture(scope="module")
