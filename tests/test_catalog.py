@@ -78,14 +78,14 @@ def test_method_settings_resolve(catalog) -> None:
     neg_only = catalog.get("rcan-pcl-neg-only").method_config("finetune")
     assert neg_only.total_positives == 1 and neg_only.num_negatives == 4
     # Table IV config 4 / Table VI "neg0": no generated positives (cfg4) / the LR input as negative,
-    # as the released code without --use_aug (spec method.md 0 step 2).
+    # as the released code without --use_aug (docs/method.md §0 step 2).
     noaug = catalog.get("rcan-pcl-cfg4-noaug").method_config("finetune")
     assert noaug.total_positives == 1 and noaug.lr_negative
     pos_only = catalog.get("rcan-pcl-pos-only").method_config("finetune")
     assert pos_only.num_positives == 4 and pos_only.lr_negative
     released = catalog.get("rcan-pcl-released").method_config("finetune")
-    assert released.semantics == "released" and released.num_positives == 0  # RCAN script as it ran (spec 1.1)
-    assert catalog.get("nlsn-pcl-released").method_config("finetune").loss_type == "cosine"  # spec 4.3
+    assert released.semantics == "released" and released.num_positives == 0  # RCAN script as it ran (docs/method.md §1.1)
+    assert catalog.get("nlsn-pcl-released").method_config("finetune").loss_type == "cosine"  # docs/method.md §4.3
     assert catalog.get("rcan-control").method_config("finetune") is None
 
 

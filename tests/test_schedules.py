@@ -1,4 +1,4 @@
-"""Learning-rate schedules, checked against spec method.md section 5 (cosine restarts) and by hand."""
+"""Learning-rate schedules, checked against docs/method.md §5 (cosine restarts) and by hand."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The trainer: run layout and file modes, resume (kill -9 and bitwise comparison), NaN stop, OOM
-message, the released-semantics control identity (spec method.md 5) and the PCL-F frozen embedding."""
+message, the released-semantics control identity (docs/method.md §5) and the PCL-F frozen embedding."""
 
 from __future__ import annotations
 

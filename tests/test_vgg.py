@@ -1,4 +1,4 @@
-"""VGG-19 features for Table IV config 1 (spec method.md 2.4): layout, taps, weights, gradient path."""
+"""VGG-19 features for Table IV config 1 (docs/method.md §2.4): layout, taps, weights, gradient path."""
 
 from __future__ import annotations
 

@@ -119,7 +119,7 @@ def _time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int, device: t
 
 
 class _ReleasedEmulation:
-    """The released algorithm (spec method.md 0-4) with the released call structure: kornia per
+    """The released algorithm (docs/method.md §0-4) with the released call structure: kornia per
     sample index, one embedding forward per set, full network for the feature passes."""
 
     def __init__(self, device: torch.device) -> None:

@@ -1,8 +1,8 @@
-"""PSNR and SSIM on the luma channel, under the two evaluation protocols of spec §7.
+"""PSNR and SSIM on the luma channel, under the two evaluation protocols of docs/protocols.md §1.
 
 Why two protocols: the paper's released logs were produced by the authors' cv2 script
-(``src/test_psnr_ssim.py``, spec §7.1), while most literature rows follow the classic MATLAB
-``Evaluate_PSNR_SSIM.m`` (spec §7.2).  Both agree on 3-channel ground truth; they differ on
+(``src/test_psnr_ssim.py``, docs/protocols.md §3), while most literature rows follow the classic MATLAB
+``Evaluate_PSNR_SSIM.m`` (docs/protocols.md §4).  Both agree on 3-channel ground truth; they differ on
 single-channel (gray) ground truth such as Set14 ``bridge``:
 
 * ``matlab`` (default): a gray GT is scored on its gray values directly.  If the SR image is
@@ -10,7 +10,7 @@ single-channel (gray) ground truth such as Set14 ``bridge``:
   an SR with R = G = B = g the Y formula gives ``16 + 219 g / 255`` (because
   65.481 + 128.553 + 24.966 = 219), so the inverse returns exactly ``g``; a colour SR is scored
   by its luma expressed on the gray scale.  (The MATLAB helper's own behaviour for that case is
-  ill-defined, spec §7.2.)
+  ill-defined, docs/protocols.md §4.)
 * ``authors``: cv2 reads every PNG as 3 channels, so a gray GT (and a gray SR) is replicated to
   R = G = B and converted to Y.  Errors shrink by 219/255, raising that image's PSNR by
   ``20 log10(255/219) = 1.3219 dB``.
@@ -48,7 +48,7 @@ from pcl.errors import PCLError
 
 PROTOCOLS: tuple[str, ...] = ("matlab", "authors")
 
-#: MATLAB ``rgb2ycbcr`` luma coefficients for 0-255 input (spec §7.1).
+#: MATLAB ``rgb2ycbcr`` luma coefficients for 0-255 input (docs/protocols.md §3).
 Y_COEFFS: tuple[float, float, float] = (65.481, 128.553, 24.966)
 Y_OFFSET = 16.0
 #: Sum of the three coefficients: the gray-scale compression factor 219/255 comes from it.

@@ -1,7 +1,7 @@
 """Training: the experiment catalog, data, schedules and the trainer.
 
 ``pcl train --experiment NAME --tier smoke|finetune|scratch --run-dir DIR`` runs one catalog
-experiment (``config/experiments.yaml``) and writes the run layout of spec architecture.md:
+experiment (``config/experiments.yaml``) and writes the run layout of docs/architecture.md:
 ``config.yaml``, ``provenance.json``, ``checkpoints/`` (resumable, atomic), ``model.safetensors`` +
 ``model.json``, ``embedding.safetensors`` (PCL runs), ``log.csv``, ``tb/`` and ``result.json``.
 

@@ -20,7 +20,7 @@ positions; the HR patch is the matching ``scale`` x larger window.
 
 Augmentation (8 dihedral variants, applied identically to the LR and HR patch):
 ``released`` = horizontal flip, vertical flip and transpose, each with p = 0.5 (EDSR-PyTorch
-``common.augment``; spec method.md 6); ``paper`` = horizontal flip (p = 0.5) and a rotation by
+``common.augment``; docs/method.md §6); ``paper`` = horizontal flip (p = 0.5) and a rotation by
 k * 90 degrees, k uniform in {0, 1, 2, 3} (P-J: "random horizontal flips and 90-degree
 rotations"); ``none``.
 """

@@ -13,7 +13,7 @@ index ``t`` used below is the number of scheduler steps completed before the ite
 
 * ``constant``        lr(t) = lr0.
 * ``step``            lr(t) = lr0 * gamma ** (t // step_epochs) (EDSR's ``--decay``).
-* ``cosine-restart``  the released scripts' CosineRestart (spec method.md section 5):
+* ``cosine-restart``  the released scripts' CosineRestart (docs/method.md §5):
   cycle boundaries T_c = cumulative sums of ``periods``; cycle c is the first with t <= T_c
   (t = 0 belongs to cycle 0), t_c = T_{c-1} (0 for c = 0), P_c = periods[c], and
   lr(t) = eta_min + w_c * (lr0 - eta_min) * (1 + cos(pi * (t - t_c) / P_c)) / 2.

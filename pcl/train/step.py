@@ -1,6 +1,6 @@
 """One training iteration, as the trainer's loop and ``pcl bench train`` both run it.
 
-The order is that of the released trainer (spec method.md 0): SR forward on the LR batch; L1 on
+The order is that of the released trainer (docs/method.md §0): SR forward on the LR batch; L1 on
 images scaled by ``loss_scale`` (the backbone's rgb_range by default, i.e. the L1 that each
 backbone's official code computes); for the PCL methods ``PCLObjective.step`` draws the
 positives/negatives, updates the embedding on the *detached* SR output and returns the
