@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pcl.names import DATASETS
 from pcl.atomic import atomic_write
 from pcl.report.gains import find_pairings, per_image_gains
 
 #: Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-DATASET_ORDER = ("Set5", "Set14", "B100", "Urban100", "Manga109")
+DATASET_ORDER = DATASETS
 
 
 def _save(fig, path: Path) -> Path:

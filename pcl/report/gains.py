@@ -16,7 +16,6 @@ one experiment are averaged per image first (their spread is reported as ``seed_
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +23,7 @@ import pandas as pd
 
 from pcl.errors import PCLError
 from pcl.names import TRAINED_TIERS
+from pcl.report.check_released import normalise_image_name
 from pcl.report.results import OPTIONAL_COLUMNS
 from pcl.report.stats import BOOTSTRAP_DRAWS, BOOTSTRAP_SEED, gain_stats, holm
 
@@ -41,11 +41,6 @@ COMPARISONS: tuple[tuple[frozenset[str], str, str, str], ...] = (
     (GAIN_TIERS, "pcl", "control", "vs control"),
     (GAIN_TIERS, "pcl", "pcl-released", "vs as-released"),
 )
-
-
-def normalise_image_name(name: str) -> str:
-    """Image key shared by logs and installed sets: lower case, underscores removed."""
-    return str(name).lower().replace("_", "")
 
 
 @dataclass(frozen=True)
@@ -161,7 +156,7 @@ def pairings_by_key(results: pd.DataFrame) -> dict[tuple[str, str, str, str, str
     return {(p.tier, p.protocol, f"{p.pcl} vs {p.other}", p.dataset, p.metric): p for p in find_pairings(results)}
 
 
-def recompute_means(results: pd.DataFrame, gains: pd.DataFrame, keys: Iterable[tuple] | None = None) -> list[str]:
+def recompute_means(results: pd.DataFrame, gains: pd.DataFrame) -> list[str]:
     """Problems where gains.csv's mean_gain/n/improved differ from the result rows (empty = consistent)."""
     pairings = pairings_by_key(results)
     problems = []

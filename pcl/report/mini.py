@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pcl.names import DATASETS
 from pcl.atomic import atomic_write_text
 
 ROLES: tuple[tuple[str, str], ...] = (
@@ -21,7 +22,7 @@ ROLES: tuple[tuple[str, str], ...] = (
     ("control", "control (L1 only)"), ("pcl-released", "as-released (term without gradient)"),
 )
 METRIC_DIGITS: dict[str, int] = {"psnr": 3, "ssim": 4, "lpips": 4, "niqe": 3, "niqe_y": 3}
-DATASET_ORDER = ("Set5", "Set14", "B100", "Urban100", "Manga109")
+DATASET_ORDER = DATASETS
 
 
 def _role(experiment: str, backbone: str) -> str | None:

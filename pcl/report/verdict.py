@@ -83,7 +83,9 @@ def _printed_gain(paper: pd.DataFrame | None, backbone: str, dataset: str, metri
     """The gain the paper prints for this cell (+PCL row minus its plain row of Table II)."""
     if paper is None:
         return ""
-    label = {"edsr-s": "EDSR-S", "edsr-l": "EDSR-L", "rcan": "RCAN", "han": "HAN", "nlsn": "NLSN"}.get(backbone)
+    from pcl.report.labels import BACKBONE_LABELS
+
+    label = BACKBONE_LABELS.get(backbone)
     col = f"{dataset.lower()}_{metric}"
     rows = paper.set_index("method")
     if label is None or col not in rows.columns or label not in rows.index or f"{label}+PCL" not in rows.index:
