@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from pcl.bench.machine import cpu_model
 from pcl.device import bench_setup
 
 IMAGE_SHAPE = (2040, 1356, 3)
@@ -72,17 +73,9 @@ def numpy_port_imresize(img: np.ndarray, scale: float) -> np.ndarray:
 def _device_info(device: str) -> dict[str, Any]:
     import torch
 
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
         "processor": platform.processor() or platform.machine(),
-        "cpu_model": cpu_model,
+        "cpu_model": cpu_model(),
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "numpy_version": np.__version__,

@@ -1,8 +1,8 @@
-"""PSNR and SSIM on the luma channel, under the two evaluation protocols of docs/protocols.md §1.
+"""PSNR and SSIM on the luma channel, under the two evaluation protocols of spec §7.
 
 Why two protocols: the paper's released logs were produced by the authors' cv2 script
-(``src/test_psnr_ssim.py``, docs/protocols.md §3), while most literature rows follow the classic MATLAB
-``Evaluate_PSNR_SSIM.m`` (docs/protocols.md §4).  Both agree on 3-channel ground truth; they differ on
+(``src/test_psnr_ssim.py``, spec §7.1), while most literature rows follow the classic MATLAB
+``Evaluate_PSNR_SSIM.m`` (spec §7.2).  Both agree on 3-channel ground truth; they differ on
 single-channel (gray) ground truth such as Set14 ``bridge``:
 
 * ``matlab`` (default): a gray GT is scored on its gray values directly.  If the SR image is
@@ -10,7 +10,7 @@ single-channel (gray) ground truth such as Set14 ``bridge``:
   an SR with R = G = B = g the Y formula gives ``16 + 219 g / 255`` (because
   65.481 + 128.553 + 24.966 = 219), so the inverse returns exactly ``g``; a colour SR is scored
   by its luma expressed on the gray scale.  (The MATLAB helper's own behaviour for that case is
-  ill-defined, docs/protocols.md §4.)
+  ill-defined, spec §7.2.)
 * ``authors``: cv2 reads every PNG as 3 channels, so a gray GT (and a gray SR) is replicated to
   R = G = B and converted to Y.  Errors shrink by 219/255, raising that image's PSNR by
   ``20 log10(255/219) = 1.3219 dB``.
@@ -31,10 +31,8 @@ followed by ``torch.round`` (round half to even), which is what saving a PNG thr
 given as floats is used as given (ground truth is 8-bit already; hand-built test images keep
 their exact values).
 
-Everything runs in float64 on whatever device the tensors live on, batched over N images of
-the same size; the separable Gaussian is applied as two 1-D 'valid' passes, each a batched
-float64 matmul with a small banded Toeplitz matrix (see ``_filter_padded`` for why not
-``conv2d``).
+Implementation (strips, banded Gaussian, worker threads, measured speed and precision):
+:mod:`pcl.metrics.ssim_strips` and :mod:`pcl.metrics.ssim_filter`.
 """
 
 from __future__ import annotations
@@ -45,20 +43,22 @@ import numpy as np
 import torch
 
 from pcl.errors import PCLError
+from pcl.metrics.ssim_filter import SSIM_SIGMA, SSIM_WINDOW, cached_const, scratch
+from pcl.metrics.ssim_strips import DATA_RANGE, SSIM_K1, SSIM_K2, score_planes
+
+__all__ = [
+    "DATA_RANGE", "PROTOCOLS", "SSIM_K1", "SSIM_K2", "SSIM_SIGMA", "SSIM_WINDOW", "check_protocol",
+    "evaluate_pair", "min_size", "prepare_pair", "psnr_planes", "psnr_ssim_batch", "rgb_to_y",
+    "ssim_planes",
+]
 
 PROTOCOLS: tuple[str, ...] = ("matlab", "authors")
 
-#: MATLAB ``rgb2ycbcr`` luma coefficients for 0-255 input (docs/protocols.md §3).
+#: MATLAB ``rgb2ycbcr`` luma coefficients for 0-255 input (spec §7.1).
 Y_COEFFS: tuple[float, float, float] = (65.481, 128.553, 24.966)
 Y_OFFSET = 16.0
 #: Sum of the three coefficients: the gray-scale compression factor 219/255 comes from it.
 Y_GRAY_GAIN = 219.0
-
-DATA_RANGE = 255.0
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
-SSIM_K1 = 0.01
-SSIM_K2 = 0.03
 
 
 def check_protocol(name: str) -> str:
@@ -123,10 +123,8 @@ def _plane(img: torch.Tensor, *, gray_gt: bool, protocol: str) -> torch.Tensor:
     return rgb_to_y(img)
 
 
-def prepare_pair(
-    sr: torch.Tensor, hr: torch.Tensor, *, scale: int, protocol: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mod-crop, size-check, shave, quantise and convert; return float64 (N, 1, h, w) planes (sr, hr)."""
+def _check_pair(sr: torch.Tensor, hr: torch.Tensor, *, scale: int, protocol: str) -> tuple[int, int, int]:
+    """Validate a (SR, HR) batch pair; return (scale, mod-cropped HR height, width)."""
     check_protocol(protocol)
     s = _check_scale(scale)
     _check_batch(sr, "SR")
@@ -150,6 +148,25 @@ def prepare_pair(
             f"mod-cropped side must be at least {need} px to leave an {SSIM_WINDOW}x{SSIM_WINDOW} "
             f"SSIM window after shaving {s} px per side"
         )
+    return s, hc, wc
+
+
+def _check_dtype(img: torch.Tensor, role: str) -> None:
+    if img.dtype != torch.uint8 and not img.is_floating_point():
+        raise PCLError(
+            f"{role} image has dtype {img.dtype}; pass uint8 or a float tensor on the 0-255 scale"
+        )
+
+
+def prepare_pair(
+    sr: torch.Tensor, hr: torch.Tensor, *, scale: int, protocol: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mod-crop, size-check, shave, quantise and convert; return float64 (N, 1, h, w) planes (sr, hr).
+
+    The planes that :func:`psnr_ssim_batch` scores, materialised whole; it builds them strip by
+    strip instead, in units of 1/255 (:func:`_luma_rows`), which can differ in the last bit.
+    """
+    s, hc, wc = _check_pair(sr, hr, scale=scale, protocol=protocol)
     # The colour transform is per pixel, so shaving first is equivalent and cheaper.
     crop = (Ellipsis, slice(s, hc - s), slice(s, wc - s))
     sr_f = _as_float64(sr[crop], quantise=True, role="SR")
@@ -161,82 +178,9 @@ def prepare_pair(
     )
 
 
-def _gaussian_1d(device: torch.device) -> torch.Tensor:
-    """Normalised 1-D Gaussian (11 taps, sigma 1.5); its outer product is the 2-D SSIM window."""
-    k = torch.arange(SSIM_WINDOW, dtype=torch.float64, device=device) - (SSIM_WINDOW // 2)
-    g = torch.exp(-(k * k) / (2.0 * SSIM_SIGMA**2))
-    return g / g.sum()
-
-
-#: Outputs per matmul block; 32 was the fastest of 8..64 on a 1024x768 image (CPU, float64).
-FILTER_BLOCK = 32
-
-
-def _band(taps: torch.Tensor, block: int) -> torch.Tensor:
-    """(block, block + 10) banded Toeplitz matrix: row i holds the taps in columns i..i+10.
-
-    Multiplying it by ``block + 10`` consecutive samples gives ``block`` consecutive 'valid'
-    correlation outputs, each the same 11-product sum as a direct filter.
-    """
-    t = taps.numel()
-    cols = torch.arange(block, device=taps.device)[:, None] + torch.arange(t, device=taps.device)
-    band = torch.zeros(block, block + t - 1, dtype=taps.dtype, device=taps.device)
-    return band.scatter_(1, cols, taps.expand(block, t))
-
-
-def _filter_grid(height: int, width: int, block: int = FILTER_BLOCK) -> tuple[int, int, int]:
-    """Block size and padded (H, W) such that each 'valid' output axis is whole blocks."""
-    halo = SSIM_WINDOW - 1
-    block = max(1, min(block, height - halo, width - halo))
-    pad_h = -(-(height - halo) // block) * block + halo
-    pad_w = -(-(width - halo) // block) * block + halo
-    return block, pad_h, pad_w
-
-
-def _filter_padded(buf: torch.Tensor, out_h: int, out_w: int, block: int) -> torch.Tensor:
-    """Separable 11x11 Gaussian, 'valid' mode, of zero-padded (M, Hp, Wp) maps -> (M, out_h, out_w).
-
-    Why not ``conv2d``: on CPU, float64 convolution has no optimised kernel (it unfolds the
-    input once per tap): for the four 1016x760 maps of a 1024x768 image it took 0.36 s against
-    0.03 s for this (one thread).  Instead each
-    axis is cut into overlapping runs of ``block + 10`` samples (strided views, no copy) and
-    every run is multiplied by the small banded matrix of :func:`_band`: batched float64 BLAS
-    on CPU, cuBLAS on GPU.  ``buf`` is padded with zeros so that both output axes are whole
-    blocks; the zeros only feed outputs past ``out_h``/``out_w``, which are dropped.  The loop
-    runs over the M maps (4 per image), never over pixels: one map keeps every bmm operand a
-    plain strided matrix, so torch does not copy the overlapping runs.
-    """
-    halo = SSIM_WINDOW - 1
-    n_maps, pad_h, pad_w = buf.shape
-    blocks_h, blocks_w = (pad_h - halo) // block, (pad_w - halo) // block
-    band = _band(_gaussian_1d(buf.device), block)
-    band_h = band.expand(blocks_h, block, block + halo)
-    band_w = band.T.expand(blocks_w, block + halo, block)
-    out = buf.new_empty(n_maps, blocks_h * block, blocks_w * block)
-    for m in range(n_maps):
-        # Along H: (blocks_h, block, block+10) @ (blocks_h, block+10, Wp) -> rows of the result.
-        runs_h = buf[m].unfold(0, block + halo, block).transpose(1, 2)
-        along_h = torch.bmm(band_h, runs_h).view(blocks_h * block, pad_w)
-        # Along W: (blocks_w, Hq, block+10) @ (blocks_w, block+10, block) -> column blocks.
-        runs_w = along_h.unfold(1, block + halo, block).permute(1, 0, 2)
-        along_w = torch.bmm(runs_w, band_w)
-        out[m].view(blocks_h * block, blocks_w, block).copy_(along_w.permute(1, 0, 2))
-    return out[:, :out_h, :out_w]
-
-
-def gaussian_filter_valid(z: torch.Tensor) -> torch.Tensor:
-    """Filter (..., H, W) float64 maps with the 11x11 SSIM Gaussian; returns (..., H - 10, W - 10).
-
-    The window is separable (outer product of the normalised 1-D Gaussian), so this equals a
-    2-D correlation with MATLAB's ``fspecial('gaussian', 11, 1.5)`` keeping the 'valid' part.
-    """
-    height, width = z.shape[-2:]
-    block, pad_h, pad_w = _filter_grid(height, width)
-    buf = z.new_zeros(*z.shape[:-2], pad_h, pad_w)
-    buf[..., :height, :width] = z
-    halo = SSIM_WINDOW - 1
-    out = _filter_padded(buf.view(-1, pad_h, pad_w), height - halo, width - halo, block)
-    return out.view(*z.shape[:-2], height - halo, width - halo) if z.ndim > 2 else out[0]
+def _psnr_from_sq(sq_sum: torch.Tensor, n_pixels: int) -> torch.Tensor:
+    mse = sq_sum / n_pixels
+    return torch.where(mse > 0, 10.0 * torch.log10(DATA_RANGE**2 / mse), torch.full_like(mse, math.inf))
 
 
 def psnr_planes(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -247,46 +191,87 @@ def psnr_planes(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def ssim_planes(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-image mean SSIM of two (N, 1, h, w) float64 planes over the 'valid' window region.
-
-    SSIM's denominator only needs var_x + var_y, so E[x^2 + y^2] is filtered as one map: four
-    filtered maps instead of five, the same formula.
-    """
-    c1 = (SSIM_K1 * DATA_RANGE) ** 2
-    c2 = (SSIM_K2 * DATA_RANGE) ** 2
+    """Per-image mean SSIM of two (N, 1, h, w) float64 planes over the 'valid' window region."""
     n, _, height, width = x.shape
-    block, pad_h, pad_w = _filter_grid(height, width)
-    # The moments are written straight into the zero-padded buffer the filter works on.
-    # Only the padding strips are zeroed (the rest is overwritten next).  They must be finite:
-    # each matmul row multiplies a whole run, and 0 * NaN from stale memory would be NaN.
-    buf = x.new_empty(n, 4, pad_h, pad_w)
-    buf[..., height:, :] = 0.0
-    buf[..., :height, width:] = 0.0
-    moments = buf[..., :height, :width]
-    moments[:, 0:1] = x
-    moments[:, 1:2] = y
-    torch.addcmul(x * x, y, y, out=moments[:, 2:3])
-    torch.mul(x, y, out=moments[:, 3:4])
-    halo = SSIM_WINDOW - 1
-    filtered = _filter_padded(buf.view(n * 4, pad_h, pad_w), height - halo, width - halo, block)
-    mu_x, mu_y, e_sq, e_xy = filtered.view(n, 4, height - halo, width - halo).unbind(dim=1)
-    # SSIM map, written with in-place steps to limit temporaries on large images:
-    # ((2 mu_x mu_y + C1)(2 cov + C2)) / ((mu_x^2 + mu_y^2 + C1)(var_x + var_y + C2)).
-    mu_xy = mu_x * mu_y
-    mu_sq = (mu_x * mu_x).addcmul_(mu_y, mu_y)
-    cov_term = (e_xy - mu_xy).mul_(2.0).add_(c2)
-    var_term = (e_sq - mu_sq).add_(c2)
-    ssim_map = mu_xy.mul_(2.0).add_(c1).mul_(cov_term)
-    ssim_map.div_(mu_sq.add_(c1).mul_(var_term))
-    return ssim_map.mean(dim=(1, 2))
+    out = []
+    for i in range(n):
+        xi, yi = x[i, 0], y[i, 0]
+
+        def fill(r0: int, r1: int, xo: torch.Tensor, yo: torch.Tensor, xi=xi, yi=yi) -> None:
+            xo.copy_(xi[r0:r1])
+            yo.copy_(yi[r0:r1])
+
+        out.append(score_planes(fill, height, width, x.device)[1])
+    return torch.stack(out)
+
+
+#: The luma rows are produced as 255 Y: the unrounded sum 65.481 R + 128.553 G + 24.966 B plus
+#: 255 * 16, with no division (see :func:`score_planes`).
+LUMA_UNIT = 255.0
+
+
+def _luma_rows(
+    img: torch.Tensor, kind: str, quantise: bool, r0: int, r1: int, out: torch.Tensor
+) -> None:
+    """Rows [r0, r1) of the scored plane of one (h, w, C) image view into ``out``, times 255.
+
+    ``kind`` is ``gray`` (the values themselves), ``y`` (luma; one channel is replicated) or
+    ``y_gray`` (luma mapped back to the gray scale), see the module docstring.  Same formulas
+    as :func:`rgb_to_y` / :func:`_plane` in units of 1/255: 255 Y = 65.481 R + 128.553 G +
+    24.966 B + 4080 is one ``torch.addmv``; the gray scale (Y - 16) 255/219 becomes
+    (255 Y - 4080) 255/219.
+    """
+    rows = img[r0:r1]
+    if kind == "gray":
+        out.copy_(rows[..., 0])
+        if quantise:
+            out.clamp_(0.0, DATA_RANGE).round_()
+        out.mul_(LUMA_UNIT)
+        return
+    n, w = out.shape
+    rgb = scratch("rgb", n * w * 3, out.device).view(n, w, 3)
+    rgb.copy_(rows if rows.shape[-1] == 3 else rows.expand(n, w, 3))
+    if quantise:
+        rgb.clamp_(0.0, DATA_RANGE).round_()
+    coeffs = cached_const(Y_COEFFS, out.device)
+    if kind == "y_gray":
+        torch.mv(rgb.view(-1, 3), coeffs, out=out.view(-1)).mul_(DATA_RANGE / Y_GRAY_GAIN)
+    else:
+        torch.addmv(cached_const(Y_OFFSET * LUMA_UNIT, out.device), rgb.view(-1, 3), coeffs, out=out.view(-1))
+
+
+def _plane_kind(channels: int, *, gray_gt: bool, protocol: str) -> str:
+    if gray_gt and protocol == "matlab":
+        return "gray" if channels == 1 else "y_gray"
+    return "y"
 
 
 def psnr_ssim_batch(
     sr: torch.Tensor, hr: torch.Tensor, *, scale: int, protocol: str = "matlab"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image (PSNR, SSIM) float64 tensors of shape (N,) for same-size (N, C, H, W) batches."""
-    x, y = prepare_pair(sr, hr, scale=scale, protocol=protocol)
-    return psnr_planes(x, y), ssim_planes(x, y)
+    s, hc, wc = _check_pair(sr, hr, scale=scale, protocol=protocol)
+    _check_dtype(sr, "SR")
+    _check_dtype(hr, "HR")
+    gray_gt = hr.shape[1] == 1
+    sr_kind = _plane_kind(sr.shape[1], gray_gt=gray_gt, protocol=protocol)
+    hr_kind = _plane_kind(hr.shape[1], gray_gt=gray_gt, protocol=protocol)
+    sr_quantise = sr.is_floating_point()
+    height, width = hc - 2 * s, wc - 2 * s
+    psnr, ssim = [], []
+    for i in range(sr.shape[0]):
+        # (h, w, C) views of the shaved images: channels-last rows, as decoded images are stored.
+        sr_img = sr[i, :, s:hc - s, s:wc - s].permute(1, 2, 0)
+        hr_img = hr[i, :, s:hc - s, s:wc - s].permute(1, 2, 0)
+
+        def fill(r0: int, r1: int, xo: torch.Tensor, yo: torch.Tensor, sr_img=sr_img, hr_img=hr_img) -> None:
+            _luma_rows(sr_img, sr_kind, sr_quantise, r0, r1, xo)
+            _luma_rows(hr_img, hr_kind, False, r0, r1, yo)
+
+        sq_sum, mean_ssim = score_planes(fill, height, width, sr.device, unit=LUMA_UNIT)
+        psnr.append(_psnr_from_sq(sq_sum, height * width))
+        ssim.append(mean_ssim)
+    return torch.stack(psnr), torch.stack(ssim)
 
 
 def _numpy_to_batch(img: np.ndarray, role: str) -> torch.Tensor:
@@ -298,8 +283,11 @@ def _numpy_to_batch(img: np.ndarray, role: str) -> torch.Tensor:
         img = img[:, :, None]
     elif not (img.ndim == 3 and img.shape[2] == 3):
         raise PCLError(f"{role} image must be (H, W) or (H, W, 3), got shape {img.shape}")
-    # A copy: decoded images are often read-only views, which torch.from_numpy warns about.
-    return torch.from_numpy(np.array(img, order="C")).permute(2, 0, 1).unsqueeze(0)
+    # Shared, not copied, when torch can view it (only read here); a copy for read-only arrays
+    # (PIL's buffers; torch.from_numpy warns about them) and negative strides (unsupported).
+    if not img.flags.writeable or any(step < 0 for step in img.strides):
+        img = np.array(img, order="C")
+    return torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0)
 
 
 def _device(name: str) -> torch.device:
