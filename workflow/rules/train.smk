@@ -5,11 +5,15 @@
 #
 # Smoke jobs run on the CPU with one thread each; finetune/scratch jobs ask the cluster for a GPU
 # (resource `gpu`, which snakemake-executor-plugin-slurm turns into --gpus=N; the plugin refuses
-# --gres in slurm_extra), their time limit and memory from training.tiers.<tier>. `pcl train`
-# resumes from the run's last checkpoint, so a job killed by its time limit continues when re-run
-# (the SLURM profile retries once; `snakemake --rerun-incomplete` resumes by hand). Editing an
-# experiment in the catalog re-runs its job (param `identity`); the trainer then refuses to resume
-# a checkpoint of the old settings and says so: delete runs/<tier>/<experiment> to start over.
+# --gres in slurm_extra), their time limit and memory from training.tiers.<tier>. A tier with
+# `gpus` > 1 trains with DDP: `torchrun --standalone --nproc_per_node=<gpus>`, one process per GPU,
+# each with threads/gpus torch threads and its own share of every batch. `pcl train` resumes from
+# the run's last checkpoint (on SIGTERM, a time limit, it writes one first), so a job killed by its
+# time limit continues when re-run (the SLURM profile retries; `snakemake --rerun-incomplete`
+# resumes by hand); CPU runs are --deterministic, so the resumed weights are bitwise those of an
+# uninterrupted run (docs/cluster.md). Editing an experiment in the catalog re-runs its job (param
+# `identity`); the trainer then refuses to resume a checkpoint of the old settings and says so:
+# delete runs/<tier>/<experiment> to start over.
 
 
 rule download_div2k:
@@ -39,13 +43,21 @@ rule train:
         tier="|".join(TRAIN_TIERS) or "(?!x)x",
         experiment="|".join(re.escape(e) for e in TRAINABLE) or "(?!x)x",
     params:
-        pcl=PCL,
         run_dir=lambda w, output: str(Path(output.model).parent),
         device=lambda w: tier_setting(w.tier, "device"),
         cache=TRAINING["data_cache"],
         catalog=TRAINING["catalog"],
         # the experiment's resolved settings (hashed): editing the catalog re-runs only what it changes
         identity=train_identity,
+        # `python -m pcl`, or torchrun with one process per GPU when the tier asks for several
+        launch=lambda w, resources: (
+            PCL
+            if resources.gpu <= 1
+            else PCL.rpartition("python -m pcl")[0]
+            + f"torchrun --standalone --nproc_per_node={resources.gpu} -m pcl"
+        ),
+        process_threads=lambda w, threads, resources: max(1, threads // max(1, resources.gpu)),
+        deterministic=lambda w: "--deterministic" if tier_setting(w.tier, "device") == "cpu" else "",
     threads: lambda w: tier_setting(w.tier, "threads")
     resources:
         gpu=lambda w: tier_setting(w.tier, "gpus"),
@@ -55,10 +67,16 @@ rule train:
         "logs/train/{tier}/{experiment}.log",
     conda:
         ENV
+    # On SIGTERM (a time limit: SLURM signals every process of the job) the shell waits for the
+    # trainer to write its checkpoint instead of dying first, and tee keeps logging until the end.
     shell:
-        "{params.pcl} train --experiment {wildcards.experiment} --tier {wildcards.tier} "
-        "--run-dir {params.run_dir} --catalog {params.catalog} --device {params.device} "
-        "--threads {threads} --data-cache {params.cache} --no-progress 2>&1 | tee {log}"
+        "trap 'echo \"train: SIGTERM, waiting for the trainer to checkpoint\" >&2' TERM; "
+        "echo \"train on $(hostname): CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES-}} "
+        "SLURM_JOB_ID=${{SLURM_JOB_ID-}}\" > {log}; "
+        "{params.launch} train --experiment {wildcards.experiment} --tier {wildcards.tier} "
+        "--run-dir {params.run_dir} --catalog {params.catalog} --device {params.device} {params.deterministic} "
+        "--threads {params.process_threads} --data-cache {params.cache} --no-progress "
+        "2>&1 | (trap '' TERM; exec tee -a {log})"
 
 
 rule evaluate_trained:
@@ -83,7 +101,7 @@ rule evaluate_trained:
         save_sr=lambda w: save_sr_option(w.tier, w.experiment, w.protocol, w.dataset),
     threads: lambda w: tier_setting(w.tier, "threads")
     resources:
-        gpu=lambda w: tier_setting(w.tier, "gpus"),
+        gpu=lambda w: min(1, tier_setting(w.tier, "gpus")),  # one process: one GPU at most
     log:
         "logs/evaluate_trained/{tier}/{experiment}_{protocol}_{dataset}.log",
     conda:
