@@ -80,7 +80,8 @@ def cmd_tables(args: argparse.Namespace) -> int:
     from pcl.report.reports import write_reports
 
     written = write_reports(_result_files(args.results), Path(args.out_dir), figures_dir=Path(args.figures_dir),
-                            cells=_cells(args), runs_root=Path(args.runs_root) if args.runs_root else None)
+                            cells=_cells(args), runs_root=Path(args.runs_root) if args.runs_root else None,
+                            gains=Path(args.gains) if args.gains else None)
     for path in written:
         print(path)
     return 0
@@ -144,6 +145,7 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cells", help=cells_help)
     p.add_argument("--catalog", help="experiment catalog used when --cells is not given (default config/experiments.yaml)")
     p.add_argument("--runs-root", help="training runs (runs/<tier>/<experiment>): their speeds go into the tier tables")
+    p.add_argument("--gains", help="gains.csv from `pcl gains`: adds our gains with intervals under Table II's +PCL rows")
     p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("check", help="compare results with the paper under per-tier tolerances; every file must land in a table with its sidecar")

@@ -10,6 +10,8 @@ paper, to the decimals the paper prints.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pcl.names import DATASET_SIZES, TIER_MEANINGS, TRAINED_TIERS
@@ -26,6 +28,33 @@ class RenderableTable(Protocol):
     lines: tuple[Line, ...]
     tiers_run: tuple[str, ...]
     unplaced: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExtraLine:
+    """A line printed after a row's group that is not one of our result lines (e.g. the +PCL gains).
+
+    Why pre-formatted text: what the line says is decided by the module that builds it
+    (``pcl.report.table_gains``); the renderer only places it, so it stays one generic layout.
+    """
+
+    label: str
+    """Plain text of the label column (escaped here for LaTeX)."""
+    source: str
+    """Markdown text of the source column."""
+    source_latex: str
+    cells: tuple[str, ...]
+    """Markdown text of each value column, in the table's column order."""
+    cells_latex: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Extras:
+    """Extra lines of a table and the legend sentence that explains them."""
+
+    after: Mapping[str, tuple[ExtraLine, ...]] = field(default_factory=dict)
+    """Row label -> lines printed right after that row's group (its paper line and ours)."""
+    legend: str = ""
 
 
 _LATEX_SPECIALS = {
@@ -83,7 +112,7 @@ def format_cell(cell: Cell, comparable: bool, latex: bool = False) -> str:
     return text
 
 
-def _legend(table: RenderableTable) -> list[str]:
+def _legend(table: RenderableTable, extras: Extras | None = None) -> list[str]:
     tiers = ", ".join(table.tiers_run) or "none"
     placed = f"Runs trained by the harness ({', '.join(TRAINED_TIERS)}) are placed by the `cells` of config/experiments.yaml (reports/cells.json)"
     if table.spec.backbone_rows:
@@ -103,21 +132,39 @@ def _legend(table: RenderableTable) -> list[str]:
     ]
     for tier in table.tiers_run:
         lines.append(f"- `{tier}`: {TIER_MEANINGS.get(tier, '')}")
+    if extras is not None and extras.legend:
+        lines += ["", extras.legend]
     for note in table.spec.notes:
         lines += ["", note]
     return lines
 
 
-def to_markdown(table: RenderableTable) -> str:
-    """The table as Markdown: title, legend, one row per line, unplaced results, footnotes."""
+def _extra_rows(extras: Extras | None, label: str | None, *, latex: bool) -> list[str]:
+    """The extra lines that close the group of row ``label`` (none when there are no extras)."""
+    if extras is None or label is None:
+        return []
+    if latex:
+        return [" & ".join([latex_escape(x.label), x.source_latex, *x.cells_latex]) + " \\\\"
+                for x in extras.after.get(label, ())]
+    return ["| " + " | ".join([x.label, x.source, *x.cells]) + " |" for x in extras.after.get(label, ())]
+
+
+def to_markdown(table: RenderableTable, extras: Extras | None = None) -> str:
+    """The table as Markdown: title, legend, one row per line, unplaced results, footnotes.
+
+    ``extras`` adds lines after a row's group (the +PCL gains of Table II) and their legend sentence.
+    """
     cols = table.paper.columns
     notes: list[str] = []
-    out = [f"# {table.spec.title}", "", *_legend(table), ""]
+    out = [f"# {table.spec.title}", "", *_legend(table, extras), ""]
     header = [table.spec.label_header, "Source (tier / experiment / protocol)", *[f"{ds} {met.upper()}" for _, ds, met in cols]]
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "|".join(["---", "---", *["---:"] * len(cols)]) + "|")
+    group: str | None = None
     for line in table.lines:
         if line.is_paper:
+            out += _extra_rows(extras, group, latex=False)
+            group = line.row_label
             label = f"**{line.row_label}**"
             note = table.paper.note(line.row_label)
             if note:
@@ -134,6 +181,7 @@ def to_markdown(table: RenderableTable) -> str:
             out.append("| " + " | ".join([*first, line.message, *[""] * (len(cols) - 1)]) + " |")
         else:
             out.append("| " + " | ".join([*first, *values]) + " |")
+    out += _extra_rows(extras, group, latex=False)
     if table.unplaced:
         out += ["", "Results with no row in this table: " + ", ".join(f"`{u}`" for u in table.unplaced) + "."]
     if notes:
@@ -142,14 +190,18 @@ def to_markdown(table: RenderableTable) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_latex(table: RenderableTable) -> str:
-    """The table as a booktabs ``tabular``; footnotes become LaTeX comments after it."""
+def to_latex(table: RenderableTable, extras: Extras | None = None) -> str:
+    """The table as a booktabs ``tabular``; footnotes become LaTeX comments after it.
+
+    ``extras`` as in ``to_markdown``; its legend becomes a comment above the table.
+    """
     cols = table.paper.columns
     datasets = list(dict.fromkeys(ds for _, ds, _ in cols))
     out = [
         f"% {table.spec.title}",
         "% Generated by pcl (pcl.report.render); needs \\usepackage{booktabs}.",
         "% Cells of our lines: ours (ours - paper); [n=k/N] marks a partial set.",
+        *([f"% {extras.legend}"] if extras is not None and extras.legend else []),
         "\\begin{tabular}{ll" + "r" * len(cols) + "}",
         "\\toprule",
     ]
@@ -165,8 +217,11 @@ def to_latex(table: RenderableTable) -> str:
     out.append("\\midrule")
     notes: list[str] = []
     first_group = True
+    group: str | None = None
     for line in table.lines:
         if line.is_paper:
+            out += _extra_rows(extras, group, latex=True)
+            group = line.row_label
             if not first_group:
                 out.append("\\addlinespace")
             first_group = False
@@ -183,6 +238,7 @@ def to_latex(table: RenderableTable) -> str:
         else:
             cells = [format_cell(c, line.comparable, latex=True) for c in line.cells]
             out.append(" & ".join(["", source_label(line, latex=True), *cells]) + " \\\\")
+    out += _extra_rows(extras, group, latex=True)
     out += ["\\bottomrule", "\\end{tabular}"]
     out += [f"% {i}: {note}" for i, note in enumerate(notes, 1)]
     return "\n".join(out) + "\n"

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
+from pcl.atomic import atomic_write_text
 from pcl.report.audit import write_audit
 from pcl.report.cells import CellsMap
 from pcl.report.figures import plot_released_gains
 from pcl.report.gains import GAIN_TIERS
 from pcl.report.mini import write_tier_table
+from pcl.report.render import to_latex, to_markdown
 from pcl.report.results import read_results
 from pcl.report.specs import TABLE2, TABLES, TableSpec
-from pcl.report.tables import build_table, write_table
+from pcl.report.table_gains import gain_extras, read_gains
+from pcl.report.tables import BuiltTable, build_table, write_table
 from pcl.resources import resource_path
 
 
@@ -30,19 +35,26 @@ def write_reports(
     cells: CellsMap | None = None,
     tables: tuple[TableSpec, ...] = TABLES,
     runs_root: Path | None = None,
+    gains: Path | None = None,
 ) -> list[Path]:
     """CLI entry (``pcl tables``): Tables II-VII and the released-log audit into ``out_dir``, and the
     released-gains figure into ``figures_dir`` when the results hold the ingested logs.
 
     ``result_files`` are result CSVs (an empty list gives the paper with 'no result' lines);
     ``cells`` places the trained tiers' results (``pcl catalog cells``); ``paper_dir`` and
-    ``logs_dir`` default to the shipped ``resources/reference`` copies.  Returns every written path.
+    ``logs_dir`` default to the shipped ``resources/reference`` copies; ``gains`` (a gains.csv of
+    ``pcl gains``) adds the gain lines under Table II's ``+PCL`` rows.  Returns every written path.
     """
     paper_root = Path(paper_dir) if paper_dir else resource_path("reference", "paper")
+    gain_rows = read_gains(Path(gains)) if gains is not None else None  # a bad file fails before any write
     results = read_results(result_files, source=True)
     written: list[Path] = []
     for spec in tables:
-        written += write_table(build_table(results, spec, paper_root / spec.paper_file, cells=cells), out_dir)
+        built = build_table(results, spec, paper_root / spec.paper_file, cells=cells)
+        paths = write_table(built, out_dir)
+        if gain_rows is not None and spec.name == TABLE2.name:
+            _add_gain_lines(built, paths, gain_rows)
+        written += paths
     written += write_audit(out_dir, logs_dir=logs_dir, paper_csv=paper_root / TABLE2.paper_file)
     for tier in sorted(GAIN_TIERS & set(results["tier"])):
         written += write_tier_table(results, out_dir, tier=tier, speeds=_speeds(runs_root, tier, results))
@@ -50,6 +62,20 @@ def write_reports(
     if figures_dir is not None and set(reported["method"]) >= {"official", "pcl"}:
         written.append(plot_released_gains(reported, Path(figures_dir) / "released_gains.png"))
     return written
+
+
+def _add_gain_lines(table: BuiltTable, paths: list[Path], gains: pd.DataFrame) -> None:
+    """Rewrite the table's Markdown and LaTeX with the gain lines; its long CSV stays as written.
+
+    Why after ``write_table``: the table's files stay those ``write_table`` decides, and gains.csv,
+    not the table's CSV, is the machine-readable home of the gains.
+    """
+    extras = gain_extras(gains, table.paper)
+    for path in paths:
+        if path.suffix == ".md":
+            atomic_write_text(path, to_markdown(table, extras))
+        elif path.suffix == ".tex":
+            atomic_write_text(path, to_latex(table, extras))
 
 
 def _speeds(runs_root: Path | None, tier: str, results) -> dict[str, float]:
