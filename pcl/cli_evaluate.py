@@ -36,6 +36,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             method=args.method,
             experiment=args.experiment,
             settings=_inference_settings(args),
+            train_seed=args.train_seed,
             **common,
         )
     psnr = float(np.mean([r["psnr"] for r in rows]))
@@ -115,6 +116,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="checkpoint",
                    help="method recorded in the rows: official, pcl, baseline, ... (default: checkpoint)")
     p.add_argument("--experiment", help="experiment recorded in the rows (default: <backbone>-<method>)")
+    p.add_argument("--train-seed", type=int,
+                   help="training seed recorded in the rows' seed column: one of several seeded runs of --experiment")
     p.add_argument("--out", required=True, help="CSV file for the per-image rows (a <stem>.json sidecar goes beside it)")
     p.add_argument("--metrics", default="psnr,ssim",
                    help="psnr and ssim always, plus any of lpips, niqe, niqe-y (comma-separated)")

@@ -24,7 +24,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         description="Train one experiment of config/experiments.yaml at one tier. A run directory that "
         "holds a checkpoint is resumed; a complete one is left alone.",
     )
-    p.add_argument("--experiment", "-e", help="catalog name, e.g. rcan-pcl (see --list)")
+    p.add_argument("--experiment", "-e", help="catalog name, e.g. rcan-pcl (see --list), or the run of an extra seed, rcan-pcl@seed2")
     p.add_argument("--tier", default="smoke", help="a tier of the catalog: smoke (default), mini, finetune, scratch, ...")
     p.add_argument("--run-dir", help="run directory (default runs/<tier>/<experiment>)")
     p.add_argument("--list", action="store_true", help="print the catalog (with --tier: budgets) and exit")
@@ -101,14 +101,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pcl.train.loop import Trainer
     from pcl.train.runtime import TrainingFailed
 
-    experiment = catalog.get(args.experiment)
+    from pcl.train.seeds import run_of, seeded_starts
+
+    experiment, run_seed = run_of(catalog, args.tier, args.experiment)
     data = {}
     if args.train_dir:
         data = {"hr_dir": args.train_dir, "lr": args.lr_mode or "imresize", "lr_dir": args.lr_dir, "range": None}
     elif args.lr_mode or args.lr_dir:
         data = {k: v for k, v in {"lr": args.lr_mode, "lr_dir": args.lr_dir}.items() if v is not None}
-    config = resolve_config(experiment, args.tier, budget=_budget_overrides(args), seed=args.seed, data=data)
+    seed = args.seed if args.seed is not None else run_seed
+    config = resolve_config(experiment, args.tier, budget=_budget_overrides(args), seed=seed, data=data)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / args.tier / args.experiment
+    init_dir, embedding_dir = seeded_starts(catalog, args.tier, args.experiment,
+                                            Path(args.runs_root) if args.runs_root else run_dir.parent)
     options = TrainOptions(
         device=args.device,
         deterministic=args.deterministic,
@@ -116,8 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         data_cache=Path(args.data_cache),
         checkpoints_config=Path(args.checkpoints_config),
         runs_root=Path(args.runs_root) if args.runs_root else None,
-        init=args.init,
-        embedding_from=args.embedding_from,
+        init=args.init or (str(init_dir) if init_dir else None),
+        embedding_from=args.embedding_from or (str(embedding_dir) if embedding_dir else None),
         threads=args.threads,
         tensorboard=not args.no_tensorboard,
         command=["pcl", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("pcl") else list(sys.argv),

@@ -187,13 +187,16 @@ def evaluate_model(
     extra: MetricSuite | None = None,
     save_sr: Path | None = None,
     save_only: frozenset[str] | None = None,
+    train_seed: int | None = None,
 ) -> list[dict]:
     """Evaluate an SR checkpoint on one benchmark folder: rows to ``out`` and a ``<stem>.json`` sidecar.
 
     Why the sidecar: options such as tiling, precision, self-ensemble and the NLSN seed change the
     numbers, so they travel with every result file (with the checkpoint's sha256, the torch
     version and the throughput).  The rows' ``seed`` column holds the seed only for models that
-    draw random numbers (NLSN); ``run_id`` names the checkpoint file and its sha256 prefix.
+    draw random numbers (NLSN), or ``train_seed``, the training seed of one of several runs of
+    an experiment (the rows of its seeds are then averaged by the tables and the gains);
+    ``run_id`` names the checkpoint file and its sha256 prefix.
     """
     from pcl.inference import InferenceSettings, ModelPredictor, load_model, write_sidecar
     from pcl.provenance import code_provenance
@@ -212,6 +215,8 @@ def evaluate_model(
     predictor = ModelPredictor(loaded.model, settings or InferenceSettings(), name=loaded.backbone)
     experiment = experiment or f"{loaded.backbone}-{method}"
     seed = predictor.settings.seed if predictor.stochastic and predictor.settings.seed is not None else ""
+    if train_seed is not None:
+        seed = int(train_seed)
     identity = {
         "tier": tier,
         "experiment": experiment,

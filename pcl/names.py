@@ -92,3 +92,27 @@ def canonical_dataset(name: str) -> str:
         if key == canonical.lower() or key in aliases:
             return canonical
     raise PCLError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}")
+
+
+#: Separator between an experiment's name and the seed of one of its extra runs: ``rcan-pcl@seed2``.
+SEED_MARK = "@seed"
+
+
+def run_name(experiment: str, seed: int, first_seed: int) -> str:
+    """The run (folder) name of one seed of an experiment.
+
+    Why the first seed keeps the bare name: a catalog that asks for one seed (every paper tier by
+    default) keeps the run and result paths it always had; extra seeds get ``<name>@seed<N>``
+    folders beside it (``@`` cannot occur in a catalog name, so the split is unambiguous).
+    """
+    return experiment if int(seed) == int(first_seed) else f"{experiment}{SEED_MARK}{int(seed)}"
+
+
+def split_run_name(name: str) -> tuple[str, int | None]:
+    """(experiment, seed) of a run name; seed None for the bare name (the experiment's first seed)."""
+    experiment, mark, seed = name.partition(SEED_MARK)
+    if not mark:
+        return name, None
+    if not seed.isdigit():
+        raise ValueError(f"run name {name!r}: expected <experiment>{SEED_MARK}<integer>")
+    return experiment, int(seed)

@@ -26,7 +26,7 @@ quiet).  The ratio depends on the CPU because the banded filter is float64 GEMM:
 * Intel Xeon: 0.0108 s per image against 0.0749 s for the numpy luma +
   ``skimage.metrics.structural_similarity`` pipeline (6.9x); a first pass right after skimage's
   (the second core idle and slow to come back) 5.0x; on one core 4.0x.  The previous,
-  whole-image version of this module took 0.030 s (2.5x) in the same session.
+  whole-image version of this module took 0.030 s (2.5x) in the same run of the benchmark.
 * AMD EPYC: 0.0333 s against 0.0670 s (2.0x; first pass 2.0x).  MKL's small float64 GEMMs run
   at 11-15 GFLOP/s per core there (40 for a large GEMM), so the filter costs about what scipy's
   ``correlate1d`` costs skimage and the gain is the second core.  The previous version took

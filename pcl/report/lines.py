@@ -24,10 +24,13 @@ LONG_COLUMNS: tuple[str, ...] = (
     "our_value",
     "delta",
     "n_images",
+    "n_seeds",
+    "seed_sd",
     "source_files",
 )
 """Columns of a table's CSV: one row per (line, dataset, metric); ``source`` is the tier (``paper``
-for the paper's lines), ``source_files`` the result files of the cell, ``;``-separated."""
+for the paper's lines), ``n_seeds``/``seed_sd`` the training seeds averaged and the spread of
+their means, ``source_files`` the result files of the cell, ``;``-separated."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,9 @@ class Cell:
     paper_printed: str
     our_value: float | None = None
     n_images: int | None = None
+    n_seeds: int | None = None
+    seed_sd: float | None = None
+    """Sample standard deviation of the seed means when ``n_seeds`` > 1 (None otherwise)."""
     files: tuple[str, ...] = ()
     """Result files this cell was read from (empty on the paper's lines and for a set not evaluated)."""
 
@@ -99,9 +105,12 @@ def long_frame(lines: tuple[Line, ...]) -> pd.DataFrame:
                     "our_value": cell.our_value,
                     "delta": cell.delta if line.comparable else None,
                     "n_images": cell.n_images,
+                    "n_seeds": cell.n_seeds,
+                    "seed_sd": cell.seed_sd,
                     "source_files": ";".join(cell.files),
                 }
             )
     frame = pd.DataFrame.from_records(records, columns=LONG_COLUMNS)
     frame["n_images"] = frame["n_images"].astype("Int64")
+    frame["n_seeds"] = frame["n_seeds"].astype("Int64")
     return frame

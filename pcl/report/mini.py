@@ -16,6 +16,7 @@ import pandas as pd
 
 from pcl.names import DATASETS
 from pcl.atomic import atomic_write_text
+from pcl.report.results import SOURCE_COLUMN, display_path
 
 ROLES: tuple[tuple[str, str], ...] = (
     ("bicubic", "Bicubic"), ("baseline", "baseline (from scratch)"), ("pcl", "+PCL (paper semantics)"),
@@ -38,7 +39,8 @@ def tier_summary(results: pd.DataFrame, tier: str = "mini") -> pd.DataFrame:
     """Long table: backbone, protocol, role, dataset, metric, value, n_images, source file."""
     rows = results[results["tier"] == tier]
     if rows.empty:
-        return pd.DataFrame(columns=["backbone", "protocol", "role", "experiment", "dataset", "metric", "value", "n_images", "source"])
+        return pd.DataFrame(columns=["backbone", "protocol", "role", "experiment", "dataset", "metric", "value", "seed_sd",
+                                     "n_seeds", "n_images", "source"])
     bicubic = results[(results["tier"] == "bicubic") & results["dataset"].isin(set(rows["dataset"]))]
     metrics = [m for m in METRIC_DIGITS if m in results.columns]
     records = []
@@ -49,13 +51,24 @@ def tier_summary(results: pd.DataFrame, tier: str = "mini") -> pd.DataFrame:
             if role is None:
                 continue
             tier_of = sub["tier"].iloc[0]
+            seeds = sub["seed"].astype("string").fillna("") if "seed" in sub.columns else pd.Series("", index=sub.index)
             for metric in metrics:
                 if sub[metric].isna().all():
                     continue
+                per_seed = sub[metric].groupby(seeds).agg(lambda v: v.mean(skipna=False))
                 records.append({"backbone": backbone, "protocol": protocol, "role": role, "experiment": experiment,
-                                "dataset": dataset, "metric": metric, "value": float(sub[metric].mean(skipna=False)),
-                                "n_images": len(sub), "source": f"results/{tier_of}/{experiment}/{protocol}/{dataset}.csv"})
+                                "dataset": dataset, "metric": metric, "value": float(per_seed.mean(skipna=False)),
+                                "seed_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else math.nan,
+                                "n_seeds": len(per_seed), "n_images": int(seeds.value_counts().min()),
+                                "source": _sources(sub, f"results/{tier_of}/{experiment}/{protocol}/{dataset}.csv")})
     return pd.DataFrame.from_records(records)
+
+
+def _sources(rows: pd.DataFrame, canonical: str) -> str:
+    """The files the rows came from (``;``-separated: one per seed), else the canonical path."""
+    if SOURCE_COLUMN not in rows.columns:
+        return canonical
+    return ";".join(sorted({display_path(Path(p)) for p in rows[SOURCE_COLUMN].dropna()})) or canonical
 
 
 def _fmt(value: float | None, metric: str, signed: bool = False) -> str:
@@ -65,23 +78,33 @@ def _fmt(value: float | None, metric: str, signed: bool = False) -> str:
     return f"{value:+.{d}f}" if signed else f"{value:.{d}f}"
 
 
+def _with_spread(value: float | None, sd: float | None, metric: str) -> str:
+    """``mean`` or, over several seeds, ``mean ± sd`` (sample standard deviation of the seed means)."""
+    text = _fmt(value, metric)
+    return text if sd is None else f"{text} ± {_fmt(sd, metric)}"
+
+
 def to_markdown(summary: pd.DataFrame, *, tier: str = "mini", speeds: dict[str, float] | None = None) -> str:
     out = [f"# The `{tier}` tier: a CPU miniature of the paper's fine-tuning protocol", "",
            "Never compared with the paper: a small EDSR-S trained on 80 stand-in photos. `+PCL - control` isolates the "
            "contrastive term (same start, schedule and iterations, L1 only); `+PCL - baseline` is what the paper's "
-           "Table II compares. NIQE/LPIPS: lower is better. Per-image files: the `source` column of "
+           "Table II compares. Over several training seeds a cell reads `mean ± sd` of the seed means. "
+           "NIQE/LPIPS: lower is better. Per-image files: the `source` column of "
            f"reports/tables/{tier}.csv.", ""]
     if summary.empty:
         return "\n".join(out + [f"No `{tier}` results yet."]) + "\n"
     for (backbone, protocol), part in summary.groupby(["backbone", "protocol"], sort=True):
         cols = [(d, m) for d in DATASET_ORDER for m in METRIC_DIGITS if ((part["dataset"] == d) & (part["metric"] == m)).any()]
         value = {(r["role"], r["dataset"], r["metric"]): r["value"] for r in part.to_dict("records")}
+        spread = {(r["role"], r["dataset"], r["metric"]): r["seed_sd"] for r in part.to_dict("records")
+                  if r["n_seeds"] > 1}
         out += [f"## {backbone} / {protocol}", "",
                 "| method | " + " | ".join(f"{d} {m.upper().replace('_', '-')}" for d, m in cols) + " |",
                 "|---|" + "---:|" * len(cols)]
         for role, label in ROLES:
             if any((role, d, m) in value for d, m in cols):
-                out.append(f"| {label} | " + " | ".join(_fmt(value.get((role, d, m)), m) for d, m in cols) + " |")
+                out.append(f"| {label} | " + " | ".join(_with_spread(value.get((role, d, m)), spread.get((role, d, m)), m)
+                                                       for d, m in cols) + " |")
         for a, b, label in (("pcl", "control", "+PCL - control"), ("pcl", "baseline", "+PCL - baseline"),
                             ("baseline", "bicubic", "baseline - bicubic")):
             diffs = [value[(a, d, m)] - value[(b, d, m)] if (a, d, m) in value and (b, d, m) in value else None for d, m in cols]

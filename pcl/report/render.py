@@ -107,6 +107,9 @@ def format_cell(cell: Cell, comparable: bool, latex: bool = False) -> str:
     else:
         delta = f"{cell.delta:+.{cell.digits}f}"
         text += f" (${delta[0]}${delta[1:]})" if latex else f" ({delta})"
+    if cell.seed_sd is not None and cell.n_seeds and cell.n_seeds > 1:
+        pm = "$\\pm$" if latex else "±"
+        text += f" {pm}{cell.seed_sd:.{cell.digits}f} [{cell.n_seeds} seeds]"
     if cell.partial:
         text += f" [n={cell.n_images}/{DATASET_SIZES[cell.dataset]}]"
     return text
@@ -120,7 +123,8 @@ def _legend(table: RenderableTable, extras: Extras | None = None) -> list[str]:
     lines = [
         "Legend: each **paper** line (values as printed) is followed by one line per (tier, experiment, "
         "protocol) the harness has results for; a cell reads `ours (ours - paper)` to the decimals the paper prints, "
-        "`[n=k/N]` marks a set with only k of its N images, `–` a set not evaluated, "
+        "`[n=k/N]` marks a set with only k of its N images, `±sd [k seeds]` the spread of the means of k training "
+        "seeds (the cell is their mean), `–` a set not evaluated, "
         "`(n/c)` a tier that is not comparable with the paper; a signed zero such as `(-0.00)` is a difference "
         f"smaller than half the last digit. Literature rows are paper-only. {placed}. A line's numbers come from "
         "`results/<tier>/<experiment>/<protocol>/<dataset>.csv` (column `source_files` of the CSV), whose JSON "

@@ -220,18 +220,30 @@ def read_results(paths: Iterable[Path], *, source: bool = False) -> pd.DataFrame
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean PSNR/SSIM (and lpips/niqe when present) and image count per set.
+    """Mean PSNR/SSIM (and lpips/niqe when present) and image count per set, over seeds.
 
     Grouped by tier, experiment, backbone, method, dataset, protocol and scale (scale too, so
     that x2 and x4 rows can never be averaged together).  A NaN image makes the set mean NaN on
-    purpose: a failed image must not be skipped silently.
+    purpose: a failed image must not be skipped silently.  Rows of several seeds of one experiment
+    (column ``seed``: training seeds, or NLSN's inference seed) are averaged per seed first, then
+    across seeds: ``n_seeds`` counts them, ``<metric>_seed_sd`` is the sample standard deviation of
+    the seed means (NaN for one seed), and ``n_images`` is the smallest image count of a seed, so a
+    seed that misses images marks the set partial.
     """
     metrics = [c for c in ("psnr", "ssim", *OPTIONAL_COLUMNS) if c in df.columns]
-    columns = [*SUMMARY_KEYS, *metrics, "n_images"]
+    spreads = [f"{m}_seed_sd" for m in metrics]
+    columns = [*SUMMARY_KEYS, *metrics, "n_images", "n_seeds", *spreads]
     if df.empty:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
-    grouped = df.groupby(list(SUMMARY_KEYS), dropna=False, sort=True)
+    keys = list(SUMMARY_KEYS)
+    seeded = df.assign(_seed=df["seed"].astype("string").fillna("") if "seed" in df.columns else "")
+    per_seed = seeded.groupby([*keys, "_seed"], dropna=False, sort=True)
+    means = per_seed[metrics].agg(lambda s: s.mean(skipna=False))
+    means["n_images"] = per_seed.size()
+    grouped = means.reset_index().groupby(keys, dropna=False, sort=True)
     out = grouped[metrics].agg(lambda s: s.mean(skipna=False))
-    out["n_images"] = grouped.size()
+    out["n_images"] = grouped["n_images"].min()
+    out["n_seeds"] = grouped.size()
+    for metric, spread in zip(metrics, spreads):
+        out[spread] = grouped[metric].std(ddof=1)
     return out.reset_index()[columns]
-

@@ -104,7 +104,7 @@ def build_table(
     scaled = results[results["scale"] == spec.scale] if len(results) else results
     summary = summarise(scaled)
     files = _files_by_set(scaled)
-    by_label: dict[str, dict[_LineKey, dict[tuple[str, str], tuple[float, int]]]] = {}
+    by_label: dict[str, dict[_LineKey, dict[tuple[str, str], tuple[float, int, int, float | None]]]] = {}
     computed: dict[_LineKey, set[str]] = {}
     """Metrics each (tier, protocol, experiment) holds on any set: a line whose rows hold none of the
     table's metrics (the released logs on Table III) is left out; one evaluated only on other sets
@@ -121,7 +121,9 @@ def build_table(
             for metric in METRICS:
                 # An optional metric (LPIPS, NIQE) that is NaN was not computed for this set.
                 if metric in rec and not (metric in OPTIONAL_COLUMNS and pd.isna(rec[metric])):
-                    values[(rec["dataset"], metric)] = (float(rec[metric]), int(rec["n_images"]))
+                    sd = rec.get(f"{metric}_seed_sd")
+                    values[(rec["dataset"], metric)] = (float(rec[metric]), int(rec["n_images"]), int(rec["n_seeds"]),
+                                                        None if sd is None or pd.isna(sd) else float(sd))
                     computed.setdefault(key, set()).add(metric)
     lines: list[Line] = []
     for _, prow in paper.frame.iterrows():
@@ -140,7 +142,7 @@ def build_table(
             row_cells = []
             for c in paper_cells:
                 hit = values.get((c.dataset, c.metric))
-                row_cells.append(Cell(c.dataset, c.metric, c.digits, c.paper_printed, *(hit if hit else (None, None)),
+                row_cells.append(Cell(c.dataset, c.metric, c.digits, c.paper_printed, *(hit if hit else (None, None, None, None)),
                                       files=files.get((*key, c.dataset), ())))
             line_files = tuple(sorted(f for k, fs in files.items() if k[:3] == key for f in fs))
             lines.append(Line(label, tier, protocol, experiment, tuple(row_cells), files=line_files))

@@ -124,6 +124,17 @@ class Experiment:
             return None
         return {**(self.method_settings or {}), **self._override(tier).get("method_settings", {})}
 
+    def seeds(self, tier: str) -> list[int]:
+        """Training seeds at ``tier``, one run each: the experiment's ``tiers.<tier>.seeds``, else the
+        catalog tier's ``seeds``, else its own ``seed``.
+
+        Why a list per tier: the paper's gains are small enough that one run per experiment cannot
+        tell them from seed noise, so a cluster tier can ask for several; the first seed's run keeps
+        the experiment's own name (``pcl.names.run_name``), and tables and gains average the seeds.
+        """
+        seeds = self._override(tier).get("seeds", self._tier(tier).get("seeds"))
+        return [int(s) for s in seeds] if seeds else [self.seed]
+
     def depends_on(self, tier: str) -> list[str]:
         """Experiments whose run directories (same tier) must be complete before this one starts."""
         deps = []
@@ -145,7 +156,7 @@ class Experiment:
             "backbone": self.backbone,
             "method": self.method,
             "recipe": self.recipe,
-            "seed": self.seed,
+            "seed": self.seeds(tier)[0],
             "model_kwargs": self.model_kwargs(tier),
             "method_settings": self.resolved_method_settings(tier),
             "schedule": self.schedule(tier),

@@ -188,9 +188,15 @@ def trained_experiments(tier):
 
 
 TRAINED = {tier: trained_experiments(tier) for tier in TRAIN_TIERS}
-# Experiments trained at some tier: the selection plus what it starts from (init / embedding).
-TRAINABLE = sorted({n for t in TRAIN_TIERS for n in CATALOG.order(t, TRAINED[t])})
-EVALUATED = sorted({n for names in TRAINED.values() for n in names})
+if TRAIN_TIERS:
+    from pcl.train.seeds import dependency_runs, run_names, run_of
+
+# Runs: one per training seed of an experiment (`seeds:` in the catalog), the first under the
+# experiment's name, the others `<name>@seed<N>` (pcl.train.seeds).
+TRAINED_RUNS = {tier: [r for n in TRAINED[tier] for r in run_names(CATALOG, tier, n)] for tier in TRAIN_TIERS}
+# Runs trained at some tier: the selection plus what it starts from (init / embedding).
+TRAINABLE = sorted({r for t in TRAIN_TIERS for n in CATALOG.order(t, TRAINED[t]) for r in run_names(CATALOG, t, n)})
+EVALUATED = sorted({r for runs in TRAINED_RUNS.values() for r in runs})
 
 
 def tier_setting(tier, key):
@@ -204,7 +210,7 @@ def trained_results():
         files += expand(
             "results/{tier}/{experiment}/{protocol}/{dataset}.csv",
             tier=tier,
-            experiment=TRAINED[tier],
+            experiment=TRAINED_RUNS[tier],
             protocol=tier_setting(tier, "protocols"),
             dataset=tier_setting(tier, "datasets"),
         )
@@ -213,6 +219,14 @@ def trained_results():
 
 def run_file(tier, experiment, name="model.safetensors"):
     return f"{RUN_ROOT}/{tier}/{experiment}/{name}"
+
+
+def evaluated_as(tier, run):
+    """`--experiment NAME` of a run's evaluation, with `--train-seed N` when the experiment has
+    several seeds at ``tier`` (rows then carry the seed; tables and gains average over seeds)."""
+    experiment, seed = run_of(CATALOG, tier, run)
+    several = len(experiment.seeds(tier)) > 1
+    return f"--experiment {experiment.name}" + (f" --train-seed {seed}" if several else "")
 
 
 def _catalog_path(text):
@@ -232,8 +246,9 @@ def train_inputs(wildcards):
     offline, fails naming where to place the archives).  Absent folders that no rule makes are
     left to the trainer, which fails in one line naming the path it needs.
     """
-    experiment = CATALOG.get(wildcards.experiment)
-    inputs = {f"run_{dep}": run_file(wildcards.tier, dep) for dep in experiment.depends_on(wildcards.tier)}
+    experiment, _ = run_of(CATALOG, wildcards.tier, wildcards.experiment)
+    deps = dependency_runs(CATALOG, wildcards.tier, wildcards.experiment)
+    inputs = {f"run_{dep}": run_file(wildcards.tier, run) for dep, run in deps.items()}
     data = experiment.data(wildcards.tier)
     folders = [_catalog_path(data["hr_dir"])]
     if data.get("lr") == "official" and data.get("lr_dir"):
@@ -257,7 +272,8 @@ def train_identity(wildcards):
     runs it changes (the cells it feeds do not count; the cadence keys do, they change the run's files)."""
     from pcl.train.config import resolve_config, run_identity
 
-    resolved = resolve_config(CATALOG.get(wildcards.experiment), wildcards.tier)
+    experiment, seed = run_of(CATALOG, wildcards.tier, wildcards.experiment)
+    resolved = resolve_config(experiment, wildcards.tier, seed=seed)
     return run_identity(resolved, with_cadence=True)[:16]
 
 

@@ -95,7 +95,8 @@ rule evaluate_trained:
         scale=SCALE,
         hr=lambda w: benchmark_hr(w.dataset),
         lr=lambda w, input: str(Path(input.prepared).parent / "LR"),
-        method=lambda w: CATALOG.get(w.experiment).method,
+        method=lambda w: run_of(CATALOG, w.tier, w.experiment)[0].method,
+        experiment=lambda w: evaluated_as(w.tier, w.experiment),
         device=lambda w: tier_setting(w.tier, "device"),
         metrics=lambda w: metrics_option(w.tier),
         save_sr=lambda w: save_sr_option(w.tier, w.experiment, w.protocol, w.dataset),
@@ -108,6 +109,6 @@ rule evaluate_trained:
         ENV
     shell:
         "{params.pcl} evaluate --model auto --checkpoint {input.model} --tier {wildcards.tier} "
-        "--method {params.method} --experiment {wildcards.experiment} --hr-dir {params.hr} "
+        "--method {params.method} {params.experiment} --hr-dir {params.hr} "
         "--lr-dir {params.lr} --dataset {wildcards.dataset} --scale {params.scale} "
         "--protocol {wildcards.protocol} --device {params.device} {params.metrics} {params.save_sr} --out {output.rows} 2>&1 | tee {log}"
