@@ -161,7 +161,7 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("bench", help="speed benchmarks (figures under results/bench/)")
-    p.add_argument("what", nargs="?", default="all", help="imresize, metrics, eval, nlsn-seed, method, train or all")
+    p.add_argument("what", nargs="?", default="all", help="imresize, metrics, niqe, lpips, eval, nlsn-seed, method, train or all")
     p.add_argument("--out-dir", default="results/bench")
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=3)

@@ -17,6 +17,7 @@ BENCHMARKS = {
     "imresize": "pcl.bench.imresize_bench",
     "metrics": "pcl.bench.metrics_bench",
     "niqe": "pcl.bench.niqe_bench",
+    "lpips": "pcl.bench.lpips_bench",
     "eval": "pcl.bench.eval_bench",
     "nlsn-seed": "pcl.bench.nlsn_seed_bench",
     "method": "pcl.bench.method_bench",
