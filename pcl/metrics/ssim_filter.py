@@ -110,42 +110,46 @@ def filter_plan(
     Returns ``(run, result)``: ``run()`` filters whatever ``buf`` holds at the time into
     ``result`` (views are built once, the strips of an image reuse them).
 
-    ``buf`` is a flat buffer laid out (rows, n_maps, row_len): row r of every map, then row r+1.
-    Its first ``n_blocks * b + 10`` rows must be finite (``b`` = :data:`FILTER_BLOCK`), padding
-    included.  ``result`` is ``out`` viewed as (n_blocks, n_maps, row_len // b, b, b); element
-    [i, m, j, c, r] is the filtered map m at row ``i*b + r``, column ``j*b + c``.  Outputs whose
-    window reaches the padding (row >= rows - 10 or column >= width - 10) are garbage, possibly
-    inf or NaN after the SSIM arithmetic: callers read the valid part only.
+    ``buf`` is a flat buffer laid out (rows, n_maps, row_len): row r of every map, then row r+1,
+    i.e. one row-major matrix of ``n_maps * row_len`` columns.  Its first ``n_blocks * b + 10``
+    rows must be finite (``b`` = :data:`FILTER_BLOCK`), padding included.  ``result`` is ``out``
+    viewed as (n_maps, row_len // b, n_blocks * b, b); element [m, j, r, c] is the filtered map
+    m at row ``r``, column ``j*b + c``.  Outputs whose window reaches the padding (row >= rows -
+    10 or column >= width - 10) are garbage, possibly inf or NaN after the SSIM arithmetic:
+    callers read the valid part only.
 
-    Pass 1 (along H): for each block of b output rows, (row_len*n_maps, b+10) @ band^T ->
-    written transposed, (column, row-in-block), so that pass 2 again runs along contiguous
-    memory.  Pass 2 (along W): every (row block, map, column block) is one (b, b+10) @ (b+10, b)
-    product; the windows overlap and are strided views of ``pass1`` (no copies).  The last
-    window of each map row reads 10 rows into the next one (or into the zeroed tail of
-    ``pass1``), which only feeds the garbage columns.  Why not one (b, b+10) band per row
-    block along W as the first version did: that operand has a row stride of the whole image
-    width, and MKL ran it at half the speed of pass 1.
+    Pass 1 (along H): each block of b output rows is one (b, b+10) band @ (b+10, all columns)
+    product over b+10 consecutive input rows, written row-major.  Pass 2 (along W): each block
+    of b output columns is one (all rows, b+10) @ (b+10, b) band^T product; the windows overlap
+    and are strided views of ``pass1`` (no copies).  The last window of each map row reads 10
+    values into the next map (or into the zeroed tail of ``pass1``), which only feeds the
+    garbage columns.  Why this layout: every product has a long side (the columns in pass 1,
+    the rows of the strip in pass 2) and contiguous rows.  The earlier layout (pass 1 written
+    transposed, pass 2 as many 16x16 products) ran its GEMMs at 7 GFLOP/s per core on an AMD
+    EPYC, 3.4x slower than this one (measured per 64-row strip of four 1024-px maps: 4.3 ms
+    against 1.2 ms).
     """
     b = FILTER_BLOCK
     band_t, band = bands
     width = n_maps * row_len
-    rows1 = buf.as_strided((n_blocks, width, b + HALO), (b * width, 1, width))
-    used = n_blocks * width * b
-    band1 = band_t.expand(n_blocks, b + HALO, b)
-    out1 = pass1[:used].view(n_blocks, width, b)
+    rows = n_blocks * b
+    windows1 = buf.as_strided((n_blocks, b + HALO, width), (b * width, width, 1))
+    band1 = band.expand(n_blocks, b, b + HALO)
+    used = rows * width
+    out1 = pass1[:used].view(n_blocks, b, width)
     tail = pass1[used:used + HALO * b]
-    n_batch = n_blocks * n_maps * (row_len // b)
-    cols2 = pass1.as_strided((n_batch, b + HALO, b), (b * b, b, 1))
-    band2 = band.expand(n_batch, b, b + HALO)
-    res = out[: n_batch * b * b]
-    out2 = res.view(n_batch, b, b)
+    n_cols = width // b
+    windows2 = pass1.as_strided((n_cols, rows, b + HALO), (b, width, 1))
+    band2 = band_t.expand(n_cols, b + HALO, b)
+    res = out[: n_cols * rows * b]
+    out2 = res.view(n_cols, rows, b)
 
     def run() -> None:
-        torch.bmm(rows1, band1, out=out1)
+        torch.bmm(band1, windows1, out=out1)
         tail.zero_()
-        torch.bmm(band2, cols2, out=out2)
+        torch.bmm(windows2, band2, out=out2)
 
-    return run, res.view(n_blocks, n_maps, row_len // b, b, b)
+    return run, res.view(n_maps, row_len // b, rows, b)
 
 
 def gaussian_filter_valid(z: torch.Tensor) -> torch.Tensor:
@@ -171,6 +175,6 @@ def gaussian_filter_valid(z: torch.Tensor) -> torch.Tensor:
     out = z.new_empty(n_blocks * width_all * b, dtype=torch.float64)
     run, blocks = filter_plan(buf.view(-1), n_maps, n_blocks, row_len, pass1, out, gaussian_bands(z.device))
     run()
-    # [i, m, j, c, r] -> [m, i, r, j, c] -> (maps, rows, columns)
-    full = blocks.permute(1, 0, 4, 2, 3).reshape(n_maps, n_blocks * b, row_len)
+    # [m, j, r, c] -> [m, r, j, c] -> (maps, rows, columns)
+    full = blocks.permute(0, 2, 1, 3).reshape(n_maps, n_blocks * b, row_len)
     return full[:, :out_h, :out_w].reshape(*z.shape[:-2], out_h, out_w)

@@ -21,16 +21,17 @@ N images of one size, scored one after the other.  Per image:
 
 Speed, with ``pcl bench metrics --repeats 10`` (five 1024x768 photos, x4, uint8 RGB in and
 floats out, the same work on both sides, alternating order; torch 2.14.1 with MKL; 2-core VMs,
-quiet).  The ratio depends on the CPU because the banded filter is float64 GEMM:
+quiet).  The ratio depends on the CPU because most of the time is the float64 GEMMs of the
+banded filter (:mod:`pcl.metrics.ssim_filter`):
 
-* Intel Xeon: 0.0108 s per image against 0.0749 s for the numpy luma +
-  ``skimage.metrics.structural_similarity`` pipeline (6.9x); a first pass right after skimage's
-  (the second core idle and slow to come back) 5.0x; on one core 4.0x.  The previous,
-  whole-image version of this module took 0.030 s (2.5x) in the same run of the benchmark.
-* AMD EPYC: 0.0333 s against 0.0670 s (2.0x; first pass 2.0x).  MKL's small float64 GEMMs run
-  at 11-15 GFLOP/s per core there (40 for a large GEMM), so the filter costs about what scipy's
-  ``correlate1d`` costs skimage and the gain is the second core.  The previous version took
-  0.128 s there (0.5x: slower than skimage).
+* AMD EPYC, this version: 0.0152 s per image against 0.0649 s for the numpy luma +
+  ``skimage.metrics.structural_similarity`` pipeline (4.3x; a first pass right after skimage's,
+  the second core idle and slow to come back, 3.8x), 0.028 CPU-seconds per image, two thirds
+  of them in the filter's GEMMs.  The filter's earlier layout (pass 1 written transposed, pass 2
+  as 16x16 products) ran at 7 GFLOP/s there: 0.0333 s (2.0x); the whole-image version before
+  it took 0.128 s (0.5x).
+* Intel Xeon, the earlier layout (not measured there since): 0.0108 s against 0.0749 s (6.9x;
+  first pass 5.0x; one core 4.0x); the whole-image version 0.030 s (2.5x).
 
 Precision: float64 throughout, and no faster lower-precision mode, because none met the
 budget.  Results agree with skimage to 4e-15 dB / 2e-15 SSIM on the benchmark photos and Set5
@@ -48,8 +49,13 @@ Tried and measured, not kept:
   per image at the time), but every element-wise step is an OpenMP fork/join, and with other
   processes on the cores an image took up to 1.47 s (16x slower than skimage); the worker
   threads took 0.028 s under the same load.
-* Block sizes 8, 12, 24, 32 (16 is best) and strips of 32, 48, 96, 128 rows (64 is best;
-  single-thread ratios to skimage 3.45, 3.85, 3.90 (64), 3.80, 3.30).
+* Block sizes 8, 12, 24, 32 and strips of 32, 48, 96, 128 rows: 16 and 64 were best on the
+  Xeon with the earlier layout (single-thread ratios to skimage 3.45, 3.85, 3.90 (64), 3.80,
+  3.30 for the strip heights); on the EPYC with this layout blocks 8/16/32 and strips
+  32/64/128 all lie within the run-to-run noise (14-19 ms per image).
+* OpenBLAS (numpy's matmul) for the filter: pass 2 in 0.55 ms per strip against MKL's 0.86 on
+  one EPYC core, but it starts threads of its own inside the scorer's workers and would tie
+  the result to the BLAS that numpy happens to bundle.
 * The x/y form of SSIM with its constants folded into the moment maps: same speed, but it
   drifted 1e-14 from skimage on a photo with large flat areas; the u/v form keeps 1e-16.
 """
@@ -241,19 +247,13 @@ def _score_strips(
         psnr_part = moments[:psnr_rows, 3, :width]
         pad = moments[n_in:n_blocks * b + HALO]
         run_filter, f = filter_plan(moments.view(-1), 4, n_blocks, row_len, pass1, filtered, bands)
-        mu, mv, e_uu, e_vv = f.reshape(n_blocks, 4, -1).unbind(1)
-        n = n_blocks * n_col_blocks * b * b
-        lum, p = t1[:n].view(n_blocks, -1), t2[:n].view(n_blocks, -1)
-        # The valid outputs: rows < n_out, columns < out_w, in blocks [i, j, c, r].
-        dmap = t1[:n].view(n_blocks, n_col_blocks, b, b)
-        full_i, rem_i = divmod(n_out, b)
-        valid = [dmap[:full_i, :full_j]]
-        if rem_i:
-            valid.append(dmap[full_i, :full_j, :, :rem_i])
+        mu, mv, e_uu, e_vv = f.unbind(0)  # each (column block, row, column in block)
+        n = n_col_blocks * n_blocks * b * b
+        lum, p = t1[:n].view(mu.shape), t2[:n].view(mu.shape)
+        # The valid outputs: rows < n_out, columns < out_w.
+        valid = [lum[:full_j, :n_out]]
         if rem_j:
-            valid.append(dmap[:full_i, full_j, :rem_j])
-        if rem_i and rem_j:
-            valid.append(dmap[full_i, full_j, :rem_j, :rem_i])
+            valid.append(lum[full_j, :n_out, :rem_j])
 
         def run(o0: int) -> None:
             nonlocal sq_sum, deficit
