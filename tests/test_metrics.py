@@ -270,6 +270,33 @@ def test_strips_and_workers_match_reference(monkeypatch: pytest.MonkeyPatch, row
         assert got == pytest.approx(ref, abs=1e-9)
 
 
+@pytest.mark.parametrize("row_block,column_block", [(8, 24), (16, 16), (8, 16), (16, 48)])
+def test_filter_blocks_match_reference(monkeypatch: pytest.MonkeyPatch, row_block: int, column_block: int) -> None:
+    # The banded filter's block sizes are a speed choice only: every pair must give the
+    # reference's numbers, with a width that is no multiple of the column block (58 - 4 = 54 px).
+    import pcl.metrics.ssim_filter as banded
+
+    for module in (banded, scorer):
+        monkeypatch.setattr(module, "ROW_BLOCK", row_block)
+        monkeypatch.setattr(module, "COLUMN_BLOCK", column_block)
+    monkeypatch.setattr(scorer, "STRIP_ROWS", 48)
+    rng = np.random.default_rng(11)
+    hr = _structured(rng, 132, 58, 3)
+    sr = _degrade(rng, hr, sigma=5.0)
+    for protocol in PROTOCOLS:
+        got = evaluate_pair(sr, hr, scale=2, protocol=protocol)
+        ref = reference_psnr_ssim(sr, hr, scale=2, protocol=protocol)
+        assert got == pytest.approx(ref, abs=1e-9)
+    maps = torch.from_numpy(rng.normal(size=(2, 40, 37)))
+    from scipy.ndimage import correlate
+
+    window = np.outer(*(2 * [np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5**2))]))
+    window /= window.sum()
+    for m in range(2):  # scipy's 'valid' part of the same correlation (an independent filter)
+        expected = correlate(maps[m].numpy(), window, mode="constant")[5:-5, 5:-5]
+        assert np.abs(gaussian_filter_valid(maps)[m].numpy() - expected).max() < 1e-12
+
+
 def test_worker_threads_leave_torch_threads_alone() -> None:
     # The strip workers run torch single-threaded; that must not leak into the caller's setting
     # nor into threads created afterwards.

@@ -19,10 +19,15 @@ from pcl.errors import PCLError
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 
-#: Rows (pass 1) and columns (pass 2) per banded block.  Each output costs ``block + 10``
-#: multiply-adds per pass (11 are non-zero); smaller blocks waste less but make the matmuls
-#: less efficient.  16 was the fastest of 8, 12, 16, 24, 32 for the whole scorer.
-FILTER_BLOCK = 16
+#: Output rows per banded block of pass 1 (along H) and output columns per block of pass 2
+#: (along W).  Each output costs ``block + 10`` multiply-adds per pass (11 are non-zero):
+#: smaller blocks waste less but make the GEMMs less efficient.  Measured on an AMD EPYC core
+#: (MKL, float64, one 64-row strip of four 1024-px maps): pass 1 0.37 / 0.47 / 0.68 ms for
+#: blocks 8 / 16 / 32; pass 2 1.08 / 0.94 / 0.57 / 1.05 / 0.77 ms for 8 / 16 / 24 / 32 / 48
+#: (24 output columns are three 8-double vectors: MKL's kernel for that width runs at 31
+#: GFLOP/s against 15 for 16).
+ROW_BLOCK = 8
+COLUMN_BLOCK = 24
 
 HALO = SSIM_WINDOW - 1
 
@@ -58,7 +63,7 @@ class _Workspace(threading.local):
 
     def __init__(self) -> None:
         self.buffers: dict[str, torch.Tensor] = {}
-        self.bands: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.bands: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self.constants: dict[float | tuple[float, ...], torch.Tensor] = {}
 
 
@@ -86,19 +91,20 @@ def cached_const(value: float | tuple[float, ...], device: torch.device) -> torc
 
 
 def gaussian_bands(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pass-1 band transposed, pass-2 band) for :data:`FILTER_BLOCK`."""
-    if device.type == "cpu" and FILTER_BLOCK in _WORKSPACE.bands:
-        return _WORKSPACE.bands[FILTER_BLOCK]
-    band = _band(_gaussian_1d(device), FILTER_BLOCK)
-    pair = (band.T, band)
+    """(pass-1 band, (ROW_BLOCK, ROW_BLOCK + 10); pass-2 band transposed, (COLUMN_BLOCK + 10, COLUMN_BLOCK))."""
+    key = (ROW_BLOCK, COLUMN_BLOCK)
+    if device.type == "cpu" and key in _WORKSPACE.bands:
+        return _WORKSPACE.bands[key]
+    taps = _gaussian_1d(device)
+    pair = (_band(taps, ROW_BLOCK), _band(taps, COLUMN_BLOCK).T)
     if device.type == "cpu":
-        _WORKSPACE.bands[FILTER_BLOCK] = pair
+        _WORKSPACE.bands[key] = pair
     return pair
 
 
 def padded_width(width: int) -> int:
     """Row length of the filter buffers: ``width`` rounded up to whole column blocks."""
-    return -(-width // FILTER_BLOCK) * FILTER_BLOCK
+    return -(-width // COLUMN_BLOCK) * COLUMN_BLOCK
 
 
 def filter_plan(
@@ -111,45 +117,46 @@ def filter_plan(
     ``result`` (views are built once, the strips of an image reuse them).
 
     ``buf`` is a flat buffer laid out (rows, n_maps, row_len): row r of every map, then row r+1,
-    i.e. one row-major matrix of ``n_maps * row_len`` columns.  Its first ``n_blocks * b + 10``
-    rows must be finite (``b`` = :data:`FILTER_BLOCK`), padding included.  ``result`` is ``out``
-    viewed as (n_maps, row_len // b, n_blocks * b, b); element [m, j, r, c] is the filtered map
-    m at row ``r``, column ``j*b + c``.  Outputs whose window reaches the padding (row >= rows -
-    10 or column >= width - 10) are garbage, possibly inf or NaN after the SSIM arithmetic:
-    callers read the valid part only.
+    i.e. one row-major matrix of ``n_maps * row_len`` columns (``row_len`` a multiple of
+    ``bc`` = :data:`COLUMN_BLOCK`).  Its first ``n_blocks * b + 10`` rows must be finite (``b`` =
+    :data:`ROW_BLOCK`), padding included.  ``result`` is ``out`` viewed as (n_maps, row_len // bc,
+    n_blocks * b, bc); element [m, j, r, c] is the filtered map m at row ``r``, column
+    ``j*bc + c``.  Outputs whose window reaches the padding (row >= rows - 10 or column >= width -
+    10) are garbage, possibly inf or NaN after the SSIM arithmetic: callers read the valid part
+    only.  ``pass1`` needs ``n_blocks * b * n_maps * row_len + 10`` elements.
 
     Pass 1 (along H): each block of b output rows is one (b, b+10) band @ (b+10, all columns)
     product over b+10 consecutive input rows, written row-major.  Pass 2 (along W): each block
-    of b output columns is one (all rows, b+10) @ (b+10, b) band^T product; the windows overlap
-    and are strided views of ``pass1`` (no copies).  The last window of each map row reads 10
-    values into the next map (or into the zeroed tail of ``pass1``), which only feeds the
-    garbage columns.  Why this layout: every product has a long side (the columns in pass 1,
+    of bc output columns is one (all rows, bc+10) @ (bc+10, bc) band^T product; the windows
+    overlap and are strided views of ``pass1`` (no copies).  The last window of each map row
+    reads 10 values into the next map (or into the zeroed tail of ``pass1``), which only feeds
+    the garbage columns.  Why this layout: every product has a long side (the columns in pass 1,
     the rows of the strip in pass 2) and contiguous rows.  The earlier layout (pass 1 written
     transposed, pass 2 as many 16x16 products) ran its GEMMs at 7 GFLOP/s per core on an AMD
-    EPYC, 3.4x slower than this one (measured per 64-row strip of four 1024-px maps: 4.3 ms
-    against 1.2 ms).
+    EPYC, 3.4x slower than this one with 16 x 16 blocks (measured per 64-row strip of four
+    1024-px maps: 4.3 ms against 1.2 ms); the block sizes above take it to 0.9 ms.
     """
-    b = FILTER_BLOCK
-    band_t, band = bands
+    b, bc = ROW_BLOCK, COLUMN_BLOCK
+    band, band_t = bands
     width = n_maps * row_len
     rows = n_blocks * b
     windows1 = buf.as_strided((n_blocks, b + HALO, width), (b * width, width, 1))
     band1 = band.expand(n_blocks, b, b + HALO)
     used = rows * width
     out1 = pass1[:used].view(n_blocks, b, width)
-    tail = pass1[used:used + HALO * b]
-    n_cols = width // b
-    windows2 = pass1.as_strided((n_cols, rows, b + HALO), (b, width, 1))
-    band2 = band_t.expand(n_cols, b + HALO, b)
-    res = out[: n_cols * rows * b]
-    out2 = res.view(n_cols, rows, b)
+    tail = pass1[used:used + HALO]
+    n_cols = width // bc
+    windows2 = pass1.as_strided((n_cols, rows, bc + HALO), (bc, width, 1))
+    band2 = band_t.expand(n_cols, bc + HALO, bc)
+    res = out[: n_cols * rows * bc]
+    out2 = res.view(n_cols, rows, bc)
 
     def run() -> None:
         torch.bmm(band1, windows1, out=out1)
         tail.zero_()
         torch.bmm(windows2, band2, out=out2)
 
-    return run, res.view(n_maps, row_len // b, rows, b)
+    return run, res.view(n_maps, row_len // bc, rows, bc)
 
 
 def gaussian_filter_valid(z: torch.Tensor) -> torch.Tensor:
@@ -162,7 +169,7 @@ def gaussian_filter_valid(z: torch.Tensor) -> torch.Tensor:
     height, width = z.shape[-2:]
     if height < SSIM_WINDOW or width < SSIM_WINDOW:
         raise PCLError(f"maps of {height}x{width} are smaller than the {SSIM_WINDOW}x{SSIM_WINDOW} window")
-    b = FILTER_BLOCK
+    b = ROW_BLOCK
     maps = z.reshape(-1, height, width).to(torch.float64)
     n_maps = maps.shape[0]
     out_h, out_w = height - HALO, width - HALO
@@ -171,7 +178,7 @@ def gaussian_filter_valid(z: torch.Tensor) -> torch.Tensor:
     buf = z.new_zeros((n_blocks * b + HALO, n_maps, row_len), dtype=torch.float64)
     buf[:height, :, :width] = maps.transpose(0, 1)
     width_all = n_maps * row_len
-    pass1 = z.new_empty(n_blocks * width_all * b + HALO * b, dtype=torch.float64)
+    pass1 = z.new_empty(n_blocks * width_all * b + HALO, dtype=torch.float64)
     out = z.new_empty(n_blocks * width_all * b, dtype=torch.float64)
     run, blocks = filter_plan(buf.view(-1), n_maps, n_blocks, row_len, pass1, out, gaussian_bands(z.device))
     run()

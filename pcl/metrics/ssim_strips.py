@@ -24,12 +24,12 @@ floats out, the same work on both sides, alternating order; torch 2.14.1 with MK
 quiet).  The ratio depends on the CPU because most of the time is the float64 GEMMs of the
 banded filter (:mod:`pcl.metrics.ssim_filter`):
 
-* AMD EPYC, this version: 0.0152 s per image against 0.0649 s for the numpy luma +
-  ``skimage.metrics.structural_similarity`` pipeline (4.3x; a first pass right after skimage's,
-  the second core idle and slow to come back, 3.8x), 0.028 CPU-seconds per image, two thirds
-  of them in the filter's GEMMs.  The filter's earlier layout (pass 1 written transposed, pass 2
-  as 16x16 products) ran at 7 GFLOP/s there: 0.0333 s (2.0x); the whole-image version before
-  it took 0.128 s (0.5x).
+* AMD EPYC, this version: 0.0146 s per image against 0.0680 s for the numpy luma +
+  ``skimage.metrics.structural_similarity`` pipeline (4.7x; a first pass right after skimage's,
+  the second core idle and slow to come back, 3.9x), 0.026 CPU-seconds per image (18.6 ms on
+  one core), most of them in the filter's GEMMs.  With 16 x 16 blocks the same layout gave
+  4.3x; the filter's earlier layout (pass 1 written transposed, pass 2 as 16x16 products) ran
+  at 7 GFLOP/s there: 0.0333 s (2.0x); the whole-image version before it took 0.128 s (0.5x).
 * Intel Xeon, the earlier layout (not measured there since): 0.0108 s against 0.0749 s (6.9x;
   first pass 5.0x; one core 4.0x); the whole-image version 0.030 s (2.5x).
 
@@ -49,10 +49,10 @@ Tried and measured, not kept:
   per image at the time), but every element-wise step is an OpenMP fork/join, and with other
   processes on the cores an image took up to 1.47 s (16x slower than skimage); the worker
   threads took 0.028 s under the same load.
-* Block sizes 8, 12, 24, 32 and strips of 32, 48, 96, 128 rows: 16 and 64 were best on the
-  Xeon with the earlier layout (single-thread ratios to skimage 3.45, 3.85, 3.90 (64), 3.80,
-  3.30 for the strip heights); on the EPYC with this layout blocks 8/16/32 and strips
-  32/64/128 all lie within the run-to-run noise (14-19 ms per image).
+* Other blocks and strip heights on the EPYC (row block / column block / strip rows, median
+  ms per image): 8/24/32 14.2, 8/24/48 15.4, 8/24/96 14.6, 8/24/128 16.6, 16/24/64 15.0,
+  8/48/64 16.9, 8/16/64 16.8 against 14.5 for 8/24/64: within the run-to-run noise except the
+  column blocks, so the strip height stays at 64 (best on the Xeon with the earlier layout).
 * OpenBLAS (numpy's matmul) for the filter: pass 2 in 0.55 ms per strip against MKL's 0.86 on
   one EPYC core, but it starts threads of its own inside the scorer's workers and would tie
   the result to the BLAS that numpy happens to bundle.
@@ -70,8 +70,9 @@ from collections.abc import Callable
 import torch
 
 from pcl.metrics.ssim_filter import (
-    FILTER_BLOCK,
+    COLUMN_BLOCK,
     HALO,
+    ROW_BLOCK,
     cached_const,
     filter_plan,
     gaussian_bands,
@@ -182,7 +183,7 @@ def score_planes(
     ~1e-16 (the x/y form with folded constants drifted 1e-14 on a photo with flat sky).  The
     PSNR numerator is the sum of the v^2 map over the image, computed anyway.
     """
-    b = FILTER_BLOCK
+    b = ROW_BLOCK
     out_h, out_w = height - HALO, width - HALO
     strip = out_h if device.type != "cpu" else STRIP_ROWS
     strip = min(-(-strip // b) * b, -(-out_h // b) * b)
@@ -214,19 +215,18 @@ def _score_strips(
     rows, in increasing order; a strip that directly follows the previous one takes its 10
     halo rows over instead of converting them again.
     """
-    b = FILTER_BLOCK
+    b, bc = ROW_BLOCK, COLUMN_BLOCK
     out_h, out_w = height - HALO, width - HALO
     row_len = padded_width(width)
-    n_col_blocks = row_len // b
     max_blocks = strip // b
     rows_in = strip + HALO
-    map_len = max_blocks * n_col_blocks * b * b
+    map_len = max_blocks * b * row_len
 
     moments = scratch("moments", rows_in * 4 * row_len, device).view(rows_in, 4, row_len)
     moments[:, :, width:].zero_()  # right padding: finite, never written below
     x = scratch("x", rows_in * width, device).view(rows_in, width)
     y = scratch("y", rows_in * width, device).view(rows_in, width)
-    pass1 = scratch("pass1", max_blocks * 4 * row_len * b + HALO * b, device)
+    pass1 = scratch("pass1", max_blocks * b * 4 * row_len + HALO, device)
     filtered = scratch("filtered", 4 * map_len, device)
     t1 = scratch("t1", map_len, device)
     t2 = scratch("t2", map_len, device)
@@ -235,7 +235,7 @@ def _score_strips(
     two_c2 = cached_const(2.0 * (SSIM_K2 * DATA_RANGE * unit) ** 2, device)
     sq_sum = torch.zeros((), dtype=torch.float64, device=device)
     deficit = torch.zeros((), dtype=torch.float64, device=device)
-    full_j, rem_j = divmod(out_w, b)
+    full_j, rem_j = divmod(out_w, bc)
     halo_to, halo_from = moments[:HALO], moments[strip:strip + HALO]
 
     def plan(first: int, n_out: int, psnr_rows: int) -> Callable[[int], None]:
@@ -248,7 +248,7 @@ def _score_strips(
         pad = moments[n_in:n_blocks * b + HALO]
         run_filter, f = filter_plan(moments.view(-1), 4, n_blocks, row_len, pass1, filtered, bands)
         mu, mv, e_uu, e_vv = f.unbind(0)  # each (column block, row, column in block)
-        n = n_col_blocks * n_blocks * b * b
+        n = n_blocks * b * row_len
         lum, p = t1[:n].view(mu.shape), t2[:n].view(mu.shape)
         # The valid outputs: rows < n_out, columns < out_w.
         valid = [lum[:full_j, :n_out]]
