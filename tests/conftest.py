@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,29 @@ SHARED = REPO.parent / "shared"
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+def _workflow_dir(path: Path) -> Path:
+    """A fresh folder that runs the checkout's workflow, "from clean": links to the Snakefile,
+    workflow/, resources/ and pcl/, and a copy of config/ (tests edit it), so no pipeline output
+    of the checkout is seen."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "workflow", "resources", "pcl"):
+        (path / name).symlink_to(REPO / name)
+    shutil.copytree(REPO / "config", path / "config")
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_workdir():
+    """``make_workdir(path)``: :func:`_workflow_dir` for folders of module-scoped fixtures too."""
+    return _workflow_dir
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path) -> Path:
+    """A fresh workflow folder (:func:`_workflow_dir`) in the test's temporary folder."""
+    return _workflow_dir(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ Expected numbers are worked out by hand in each test from the values it builds.
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,14 +101,6 @@ def test_summary_is_the_mean_of_the_seed_means_with_their_spread() -> None:
     # One run: no spread, as before.
     rec = summarise(_rows(None, [30.0, 32.0])).iloc[0]
     assert rec["psnr"] == pytest.approx(31.0) and rec["n_seeds"] == 1 and math.isnan(rec["psnr_seed_sd"])
-
-
-@pytest.fixture()
-def workdir(tmp_path: Path) -> Path:
-    for name in ("Snakefile", "workflow", "resources", "pcl"):
-        (tmp_path / name).symlink_to(REPO / name)
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    return tmp_path
 
 
 @pytest.mark.slow  # two smoke trainings and their evaluations: about 40 s on 2 CPU cores

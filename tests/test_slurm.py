@@ -29,7 +29,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -104,20 +103,6 @@ def _pins(lines: list[str]) -> dict[str, str]:
         if line and not line.startswith("-"):
             pins[re.split(r"[<>=!~ ]", line, maxsplit=1)[0].lower()] = line.replace(" ", "")
     return pins
-
-
-@pytest.fixture()
-def workdir(tmp_path: Path) -> Path:
-    return _workdir(tmp_path)
-
-
-def _workdir(path: Path) -> Path:
-    """A fresh folder that runs the checkout's workflow: links to the code, a copy of config/."""
-    path.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "workflow", "resources", "pcl"):
-        (path / name).symlink_to(REPO / name)
-    shutil.copytree(REPO / "config", path / "config")
-    return path
 
 
 def test_every_rule_runs_in_a_workflow_env_pinned_like_requirements(workdir: Path, monkeypatch) -> None:
@@ -210,21 +195,39 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-class Snakemake:
-    """A snakemake process in its own session, output to a file; stopped with SIGINT (which makes
-    it cancel its SLURM jobs; it ignores SIGTERM), then SIGKILL and `scancel` of its jobs if it
-    does not finish in time."""
+class Process:
+    """A local command in its own session (stopped by SIGKILL to its process group on timeout)."""
 
-    def __init__(self, workdir: Path, *args: str, name: str, nice: int = 0) -> None:
-        self.workdir = workdir
+    def __init__(self, command: list[str], workdir: Path, name: str, nice: int = 0) -> None:
         self.log = workdir / f"{name}.out"
-        command = [sys.executable, "-m", "snakemake", *args]
         if nice:
             command = ["nice", "-n", str(nice), *command]
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(command, cwd=workdir, env=_env(workdir), stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True,
                                          preexec_fn=_default_sigint)
+
+    def wait(self, timeout: float) -> None:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"{self.log.name}: not finished within {timeout:.0f} s")
+        assert self.proc.returncode == 0, f"{self.log.name} failed:\n{self.log.read_text()[-4000:]}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+
+class Snakemake(Process):
+    """A snakemake process in its own session, output to a file; stopped with SIGINT (which makes
+    it cancel its SLURM jobs; it ignores SIGTERM), then SIGKILL and `scancel` of its jobs if it
+    does not finish in time."""
+
+    def __init__(self, workdir: Path, *args: str, name: str, nice: int = 0) -> None:
+        super().__init__([sys.executable, "-m", "snakemake", *args], workdir, name, nice)
 
     def wait(self, timeout: float) -> str:
         try:
@@ -250,32 +253,6 @@ class Snakemake:
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
-
-
-class Process:
-    """A local command in its own session (stopped by SIGKILL to its process group on timeout)."""
-
-    def __init__(self, command: list[str], workdir: Path, name: str, nice: int = 0) -> None:
-        self.log = workdir / f"{name}.out"
-        if nice:
-            command = ["nice", "-n", str(nice), *command]
-        with open(self.log, "w") as out:
-            self.proc = subprocess.Popen(command, cwd=workdir, env=_env(workdir), stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                         preexec_fn=_default_sigint)
-
-    def wait(self, timeout: float) -> None:
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise AssertionError(f"{self.log.name}: not finished within {timeout:.0f} s")
-        assert self.proc.returncode == 0, f"{self.log.name} failed:\n{self.log.read_text()[-4000:]}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
 
 
 def _train_command(catalog: Path, run_dir: Path, cache: Path, *extra: str) -> list[str]:
@@ -344,14 +321,14 @@ SMOKE_EXPERIMENTS = ["edsr-s-baseline", "edsr-s-pcl"]
 
 
 @pytest.fixture(scope="module")
-def smoke_run(cluster: Path, tmp_path_factory) -> dict:
+def smoke_run(cluster: Path, tmp_path_factory, make_workdir) -> dict:
     """Two smoke experiments trained and evaluated on Set5 with one (fake) GPU per training and
     evaluation job, through SLURM and, at the same time, locally (niced)."""
     started = time.monotonic()
     runs = {}
     targets = [f"results/smoke/{e}/matlab/Set5.csv" for e in SMOKE_EXPERIMENTS]
     for where in ("slurm", "local"):
-        runs[where] = _workdir(tmp_path_factory.mktemp(f"smoke-{where}"))
+        runs[where] = make_workdir(tmp_path_factory.mktemp(f"smoke-{where}"))
         _tier(runs[where], gpus=1)
     slurm_run = Snakemake(runs["slurm"], *ON_SLURM,
                           *_selection(SMOKE_EXPERIMENTS), "--", *targets, name="snakemake")
@@ -410,9 +387,10 @@ def test_gpu_request_reaches_slurm(smoke_run: dict) -> None:
 
 @pytest.mark.slurm
 @needs_cluster
-def test_a_job_cut_by_its_time_limit_resumes_to_the_uninterrupted_weights(cluster: Path, tmp_path: Path) -> None:
+def test_a_job_cut_by_its_time_limit_resumes_to_the_uninterrupted_weights(cluster: Path, tmp_path: Path,
+                                                                          make_workdir) -> None:
     started = time.monotonic()
-    workdir = _workdir(tmp_path / "run")
+    workdir = make_workdir(tmp_path / "run")
     catalog_path = workdir / "config" / "experiments.yaml"
 
     # iterations: TIME_LIMIT_TRAINING_SECONDS at this machine's speed now, measured as the job will
@@ -482,9 +460,9 @@ def test_a_job_cut_by_its_time_limit_resumes_to_the_uninterrupted_weights(cluste
 
 @pytest.mark.slurm
 @needs_cluster
-def test_two_gpus_train_under_torchrun_with_ddp_semantics(cluster: Path, tmp_path: Path) -> None:
+def test_two_gpus_train_under_torchrun_with_ddp_semantics(cluster: Path, tmp_path: Path, make_workdir) -> None:
     started = time.monotonic()
-    workdir = _workdir(tmp_path / "run")
+    workdir = make_workdir(tmp_path / "run")
     _tier(workdir, gpus=2, threads=2)
     catalog = workdir / "config" / "experiments.yaml"
     run = Snakemake(workdir, *ON_SLURM, *_selection(["edsr-s-baseline"]), "--",

@@ -1,15 +1,14 @@
 """The Snakemake DAG: a dry run lists the full paper job set for `finetune`, and the embedded
 default trains and evaluates every catalog experiment at smoke size.
 
-Each dry run happens in a fresh folder (links to the Snakefile, workflow/, resources/ and pcl/,
-a copy of config/) so that no pipeline output of the checkout is seen: "from clean".  Job counts
+Each dry run happens in a fresh folder (fixture `workdir` of conftest.py: links to the code, a
+copy of config/) so that no pipeline output of the checkout is seen: "from clean".  Job counts
 come from the catalog (one training run per experiment) and the config (datasets x protocols).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,14 +17,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture()
-def workdir(tmp_path: Path) -> Path:
-    for name in ("Snakefile", "workflow", "resources", "pcl"):
-        (tmp_path / name).symlink_to(REPO / name)
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    return tmp_path
 
 
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:

@@ -6,10 +6,13 @@ recorded as benchmark artefacts (CSV + PNG naming the device) and never asserted
 
 from __future__ import annotations
 
+import csv
 import importlib
 import importlib.util
+import io
 from pathlib import Path
 
+from pcl.atomic import atomic_write_text
 from pcl.errors import PCLError
 
 #: benchmark name -> module that defines ``run(out_dir, *, repeats, device) -> dict``
@@ -45,3 +48,12 @@ def run_benchmarks(what: str, out_dir: Path, *, device: str = "cpu", repeats: in
         module = importlib.import_module(BENCHMARKS[name])
         results[name] = module.run(out_dir, repeats=repeats, device=device)
     return results
+
+
+def write_bench_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
+    """Whole or not at all: an interrupted run leaves the previous measurement in place."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_text(Path(path), buffer.getvalue())

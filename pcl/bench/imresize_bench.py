@@ -25,8 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pcl.bench.machine import cpu_model
-from pcl.device import bench_setup
+from pcl.device import bench_setup, cpu_model
 
 IMAGE_SHAPE = (2040, 1356, 3)
 IMAGE_DESCRIPTION = "2040x1356x3 float64 uniform random [0,1), numpy default_rng(0)"

@@ -15,8 +15,6 @@ values; the LPIPS values are then meaningless and the CSV says which weights wer
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import os
 import statistics
 import tempfile
@@ -28,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pcl.atomic import atomic_write_text
-from pcl.bench.machine import cpu_model
+from pcl.bench import write_bench_csv
 from pcl.bench.metrics_bench import SCALE, benchmark_pairs
+from pcl.device import cpu_model
 from pcl.errors import PCLError
 
 CSV_COLUMNS = ["implementation", "device", "n_images", "repeats", "median_s_per_image", "min_s_per_image",
@@ -115,10 +113,6 @@ def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
               "lpips_version": version("lpips")}
     rows = [{"implementation": name, "median_s_per_image": statistics.median(t), "min_s_per_image": min(t),
              "ratio_to_ours": statistics.median(t) / ours_s, **common} for name, t in times.items()]
-    buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(Path(out_dir) / "lpips.csv", buffer.getvalue())
+    write_bench_csv(Path(out_dir) / "lpips.csv", CSV_COLUMNS, rows)
     return {"ours_s_per_image": ours_s, "package_s_per_image": statistics.median(times["lpips package"]),
             "max_abs_diff": diff, "weights": weights}

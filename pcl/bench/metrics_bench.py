@@ -43,8 +43,6 @@ under a load of 3 measured here); a load well above 0 means the ratio understate
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import pathlib
 import platform
@@ -59,9 +57,9 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from pcl.atomic import atomic_write_text
-from pcl.bench.machine import cpu_model
+from pcl.bench import write_bench_csv
 from pcl.data.imresize import bicubic_degrade, bicubic_upscale
+from pcl.device import cpu_model
 from pcl.metrics import PROTOCOLS, evaluate_pair
 from pcl.metrics.reference import reference_psnr_ssim
 from pcl.resources import resource_path
@@ -223,15 +221,6 @@ def _plot(rows: list[dict[str, object]], info: dict[str, object], path: pathlib.
     plt.close(fig)
 
 
-def _write_csv(path: pathlib.Path, columns: list[str], rows: list[dict]) -> None:
-    """Whole or not at all: an interrupted run leaves the previous measurement in place."""
-    buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
-
-
 def run(
     out_dir: pathlib.Path, *, repeats: int = 3, device: str = "cpu", threads: int | None = None
 ) -> dict:
@@ -310,8 +299,8 @@ def _run(out_dir: pathlib.Path, repeats: int, device: str) -> dict:
          "max_abs_diff_psnr_db": ref_psnr, "max_abs_diff_ssim": ref_ssim,
          "compared_with": "ours (also green channel as gray, both protocols)", **common},
     ]
-    _write_csv(out_dir / "metrics.csv", CSV_COLUMNS, rows)
-    _write_csv(out_dir / "metrics_images.csv", IMAGE_COLUMNS, per_image)
+    write_bench_csv(out_dir / "metrics.csv", CSV_COLUMNS, rows)
+    write_bench_csv(out_dir / "metrics_images.csv", IMAGE_COLUMNS, per_image)
     _plot(rows, info, out_dir / "metrics.png")
     return {
         "ours_s_per_image": ours_s,

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from pcl.atomic import atomic_write_text
 from pcl.report.audit import write_audit
 from pcl.report.cells import CellsMap
 from pcl.report.figures import plot_released_gains
 from pcl.report.gains import GAIN_TIERS
 from pcl.report.mini import write_tier_table
-from pcl.report.render import to_latex, to_markdown
 from pcl.report.results import read_results
 from pcl.report.specs import TABLE2, TABLES, TableSpec
 from pcl.report.table_gains import gain_extras, read_gains
-from pcl.report.tables import BuiltTable, build_table, write_table
+from pcl.report.tables import build_table, write_table
 from pcl.resources import resource_path
 
 
@@ -51,10 +47,8 @@ def write_reports(
     written: list[Path] = []
     for spec in tables:
         built = build_table(results, spec, paper_root / spec.paper_file, cells=cells)
-        paths = write_table(built, out_dir)
-        if gain_rows is not None and spec.name == TABLE2.name:
-            _add_gain_lines(built, paths, gain_rows)
-        written += paths
+        extras = gain_extras(gain_rows, built.paper) if gain_rows is not None and spec.name == TABLE2.name else None
+        written += write_table(built, out_dir, extras)
     written += write_audit(out_dir, logs_dir=logs_dir, paper_csv=paper_root / TABLE2.paper_file)
     for tier in sorted(GAIN_TIERS & set(results["tier"])):
         written += write_tier_table(results, out_dir, tier=tier, speeds=_speeds(runs_root, tier, results))
@@ -62,20 +56,6 @@ def write_reports(
     if figures_dir is not None and set(reported["method"]) >= {"official", "pcl"}:
         written.append(plot_released_gains(reported, Path(figures_dir) / "released_gains.png"))
     return written
-
-
-def _add_gain_lines(table: BuiltTable, paths: list[Path], gains: pd.DataFrame) -> None:
-    """Rewrite the table's Markdown and LaTeX with the gain lines; its long CSV stays as written.
-
-    Why after ``write_table``: the table's files stay those ``write_table`` decides, and gains.csv,
-    not the table's CSV, is the machine-readable home of the gains.
-    """
-    extras = gain_extras(gains, table.paper)
-    for path in paths:
-        if path.suffix == ".md":
-            atomic_write_text(path, to_markdown(table, extras))
-        elif path.suffix == ".tex":
-            atomic_write_text(path, to_latex(table, extras))
 
 
 def _speeds(runs_root: Path | None, tier: str, results) -> dict[str, float]:

@@ -26,7 +26,7 @@ from pcl.report.cells import CellsMap
 from pcl.report.lines import Cell, Line, long_frame
 from pcl.report.paper import METRICS, PaperTable, read_paper_table
 from pcl.report.placement import row_labels
-from pcl.report.render import to_latex, to_markdown
+from pcl.report.render import Extras, to_latex, to_markdown
 from pcl.report.results import OPTIONAL_COLUMNS, SOURCE_COLUMN, display_path, empty_results, result_path, summarise
 from pcl.report.specs import TableSpec
 from pcl.resources import resource_path
@@ -153,12 +153,16 @@ def build_table(
     return BuiltTable(spec, paper, tuple(lines), tiers_run, tuple(sorted(unplaced)))
 
 
-def write_table(table: BuiltTable, out_dir: Path) -> list[Path]:
-    """Write ``<name>.md``, ``<name>.tex`` and ``<name>.csv`` into ``out_dir`` (e.g. reports/tables)."""
+def write_table(table: BuiltTable, out_dir: Path, extras: Extras | None = None) -> list[Path]:
+    """Write ``<name>.md``, ``<name>.tex`` and ``<name>.csv`` into ``out_dir`` (e.g. reports/tables).
+
+    ``extras`` (Table II's gain lines, ``pcl.report.table_gains``) go into the Markdown and LaTeX
+    only: gains.csv, not the table's CSV, is their machine-readable home.
+    """
     out_dir = Path(out_dir)
     stem = table.spec.name
     return [
-        atomic_write_text(out_dir / f"{stem}.md", table.to_markdown()),
-        atomic_write_text(out_dir / f"{stem}.tex", table.to_latex()),
+        atomic_write_text(out_dir / f"{stem}.md", to_markdown(table, extras)),
+        atomic_write_text(out_dir / f"{stem}.tex", to_latex(table, extras)),
         atomic_write_text(out_dir / f"{stem}.csv", table.long_frame().to_csv(index=False)),
     ]
