@@ -34,8 +34,9 @@ report: setup
 browser:
 	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
 
+# PYTEST_ARGS narrows the run, e.g. PYTEST_ARGS='-m faults' for the fault-injection suite alone.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 check: setup
 	$(BIN)/pcl check --results results --gains reports/tables/gains.csv --verdict reports/verdict.md

@@ -3,15 +3,41 @@
 Why one module: results, tables, checkpoints, lock files and prepared images must never be seen
 half-written by a parallel Snakemake job or left truncated by a crash, and every writer in the
 package goes through the same four steps.
+
+Temporary files are named ``.<name>.pcl-<host>-<pid>-<random>.tmp``: ``<host>`` is a short hash of
+the host name and PID namespace, so a later write to the same folder can tell a temp file of a
+writer that died (SIGKILL, power loss) from one still being written, and remove only the former
+(see :func:`clean_stale_temps`).  Files get ``0o666`` and folders ``0o777`` minus the umask, as
+``open()`` and ``mkdir`` give, never mkstemp's/mkdtemp's private 0600/0700: on a shared cluster
+account group other users read the results.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import tempfile
+import re
+import secrets
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+from pcl.errors import ENVIRONMENT_ERRNOS, PCLError, StorageError, storage_error_in
+
+#: A temp file untouched for this long belongs to no live writer: every writer in the package
+#: streams its bytes within seconds to minutes, and mtime advances with each write.
+STALE_AGE_S = 3600.0
+#: A folder is searched for stale temp files at most once per this many seconds per process, so
+#: that writing thousands of images into one large folder does not list it thousands of times;
+#: a rerun after a crash is a new process and sweeps on its first write.
+RESCAN_S = 10.0
+
+_TEMP_RE = re.compile(r"^\..+\.pcl-(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp$")
+#: mkstemp names written by earlier versions (``.<name>.<8 random>.tmp``): age is the only test.
+_OLD_TEMP_RE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+_last_scan: dict[str, float] = {}
 
 
 def _umask() -> int:
@@ -20,9 +46,82 @@ def _umask() -> int:
     return mask
 
 
-#: Permissions of written files: what open() would give (mkstemp's 0600 would hide results from
-#: other users of a shared cluster account group).
+#: The mode ``open()`` gives under the umask at import, for callers that create files with
+#: ``os.open`` themselves (lock files); the writers here let the kernel apply the umask.
 FILE_MODE = 0o666 & ~_umask()
+
+
+def _host_token() -> str:
+    """Hash of host name + PID namespace: PIDs are comparable only where both match."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}|{namespace}".encode()).hexdigest()[:8]
+
+
+HOST_TOKEN = _host_token()
+
+
+def temp_name(target: Path) -> Path:
+    """A fresh temp path beside ``target`` carrying this host and process id."""
+    return target.with_name(f".{target.name}.pcl-{HOST_TOKEN}-{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: exists, owned by another user
+        return True
+    return True
+
+
+def _is_stale(name: str, mtime: float, now: float) -> bool:
+    """Stale = untouched for STALE_AGE_S, or written on this host by a process that no longer exists.
+
+    Why both: a dead PID is certain only on the host (and PID namespace) that wrote the file; a
+    writer on another node sharing the folder is judged by age alone.  A reused PID only delays
+    removal until the age test, it never removes a live writer's file.
+    """
+    if now - mtime > STALE_AGE_S:
+        return bool(_TEMP_RE.match(name) or _OLD_TEMP_RE.match(name))
+    match = _TEMP_RE.match(name)
+    if not match or match["host"] != HOST_TOKEN:
+        return False
+    pid = int(match["pid"])
+    return pid != os.getpid() and not _pid_alive(pid)
+
+
+def clean_stale_temps(folder: Path) -> list[Path]:
+    """Remove the temp files that crashed writers left in ``folder``; return what was removed."""
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if _is_stale(entry.name, entry.stat(follow_symlinks=False).st_mtime, now):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # raced with its writer's rename or another cleaner: nothing to do
+            continue
+    return removed
+
+
+def _maybe_clean(folder: Path) -> None:
+    key = os.path.abspath(folder)
+    now = time.monotonic()
+    if now - _last_scan.get(key, -RESCAN_S - 1.0) > RESCAN_S:
+        _last_scan[key] = now
+        clean_stale_temps(folder)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -39,20 +138,49 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _open_temp(path: Path) -> tuple[int, Path]:
+    """Create the temp file with O_EXCL and mode 0o666: the kernel applies the umask as open() does."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = temp_name(path)
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def _mkdir_parent(path: Path) -> None:
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if exc.errno in ENVIRONMENT_ERRNOS:
+            raise StorageError(exc.filename or path.parent, exc) from exc
+        raise
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    A full disk, a read-only mount or a forbidden folder raises :class:`StorageError` naming
+    ``path``; the temp file is removed and ``path`` keeps its previous content.
+    """
+    path = Path(path)
+    _mkdir_parent(path)
+    _maybe_clean(path.parent)
+    tmp: Path | None = None
+    try:
+        fd, tmp = _open_temp(path)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp_name, FILE_MODE)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        problem = None if isinstance(exc, PCLError) or not isinstance(exc, Exception) else storage_error_in(exc)
+        if problem is not None:
+            raise StorageError(path, problem.cause) from exc
         raise
     fsync_dir(path.parent)
     return path
@@ -61,3 +189,28 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write UTF-8 text atomically (no newline translation) and return the path."""
     return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A new empty folder in ``parent`` to fill and then rename into place (mkdtemp's job).
+
+    Why not mkdtemp: its 0700 would survive the rename and hide prepared data from the other users
+    of a shared account group; ``os.mkdir(..., 0o777)`` gets the umask applied as ``mkdir`` does.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        folder = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            os.mkdir(folder, 0o777)
+            return folder
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno in ENVIRONMENT_ERRNOS:
+                raise StorageError(folder, exc) from exc
+            raise
+
+
+__all__ = ["FILE_MODE", "STALE_AGE_S", "atomic_write", "atomic_write_text", "clean_stale_temps", "fsync_dir",
+           "make_temp_dir"]

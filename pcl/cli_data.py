@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from pcl.atomic import atomic_write_text
 from pcl.errors import PCLError
 from pcl.names import DATASETS
 
@@ -63,8 +64,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     for name, info in found.items():
         print(f"{name}: present at {info['hr_dir']}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(found, indent=2) + "\n")
+        atomic_write_text(Path(args.json), json.dumps(found, indent=2) + "\n")
     return 0
 
 
@@ -86,8 +86,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         text = json.dumps(stats, indent=2)
         print(text)
         if args.out_dir:
-            Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-            (Path(args.out_dir) / "lr_comparison.json").write_text(text + "\n")
+            atomic_write_text(Path(args.out_dir) / "lr_comparison.json", text + "\n")
         return 0
     if not args.out_dir:
         raise PCLError("pcl prepare needs --out-dir (where LR/ and prepare.json go)")

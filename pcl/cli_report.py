@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from pcl.atomic import atomic_write_text
 from pcl.errors import PCLError
 from pcl.report.cells import CellsMap
 
@@ -110,8 +111,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     text = report.render()
     print(text)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        atomic_write_text(Path(args.out), text + "\n")
     return report.exit_code
 
 

@@ -12,7 +12,7 @@ import importlib.util
 import io
 from pathlib import Path
 
-from pcl.atomic import atomic_write_text
+from pcl.atomic import atomic_write, atomic_write_text
 from pcl.errors import PCLError
 
 #: benchmark name -> module that defines ``run(out_dir, *, repeats, device) -> dict``
@@ -57,3 +57,10 @@ def write_bench_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
     writer.writeheader()
     writer.writerows(rows)
     return atomic_write_text(Path(path), buffer.getvalue())
+
+
+def save_bench_figure(fig, path: Path, *, dpi: int = 120) -> Path:
+    """A figure is written whole or not at all, like the CSV beside it (format from the suffix)."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    return atomic_write(path, lambda handle: fig.savefig(handle, format=fmt, dpi=dpi))

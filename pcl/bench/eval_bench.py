@@ -31,7 +31,6 @@ weights are the released RCAN x4 if present, else random (seeded) weights.
 
 from __future__ import annotations
 
-import csv
 import os
 import pathlib
 import platform
@@ -41,6 +40,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from pcl.bench import save_bench_figure, write_bench_csv
 from pcl.models import build_model
 from pcl.models.common import MeanShift, ResBlock, default_conv, make_tail
 from pcl.models.han import CSAM, LAM
@@ -228,8 +228,7 @@ def _plot(rows: list[dict], device_text: str, path: pathlib.Path) -> None:
     ax.text(0.01, 0.97, "blue: whole model; orange: sum of timed modules x counts", transform=ax.transAxes,
             fontsize=7, va="top")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    save_bench_figure(fig, path)
     plt.close(fig)
 
 
@@ -246,10 +245,7 @@ def run(out_dir: pathlib.Path, *, repeats: int = 2, device: str = "cpu") -> dict
     }
     for row in rows:
         row.update(info, images_per_hour=3600.0 / row["seconds_per_image"])
-    with open(out_dir / "eval.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_bench_csv(out_dir / "eval.csv", CSV_COLUMNS, rows)
     device_text = f"CPU: {info['cpu_count']} cores, {info['torch_threads']} torch threads, torch {torch.__version__}"
     _plot(rows, device_text, out_dir / "eval.png")
     result: dict = {"seconds_per_image": {f"{r['model']} ({r['method']})": r["seconds_per_image"] for r in rows},
@@ -263,10 +259,6 @@ def run(out_dir: pathlib.Path, *, repeats: int = 2, device: str = "cpu") -> dict
         except Exception:  # registry absent or edited: fall back to random weights
             ckpt = None
         gpu_rows = gpu_rcan_throughput(device, checkpoint=ckpt)
-        with open(out_dir / "eval_gpu.csv", "w", newline="") as fh:
-            fields = list(dict.fromkeys(k for r in gpu_rows for k in r))
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(gpu_rows)
+        write_bench_csv(out_dir / "eval_gpu.csv", list(dict.fromkeys(k for r in gpu_rows for k in r)), gpu_rows)
         result["gpu_rcan"] = gpu_rows
     return result

@@ -15,7 +15,6 @@ Image: 2040 x 1356 x 3, float64, uniform random in [0, 1) from ``numpy.random.de
 
 from __future__ import annotations
 
-import csv
 import math
 import platform
 import statistics
@@ -25,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from pcl.bench import save_bench_figure, write_bench_csv
 from pcl.device import bench_setup, cpu_model
 
 IMAGE_SHAPE = (2040, 1356, 3)
@@ -110,7 +110,7 @@ def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.set_ylim(0, max(values) * 1.25)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_bench_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -200,11 +200,9 @@ def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
     common = {"image": IMAGE_DESCRIPTION, "operation": "x1/4 then x4", "repeats": repeats, **info}
     fields = list(rows[0]) + list(common)
     csv_path = out_dir / "imresize.csv"
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**{k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}, **common})
+    formatted = [{**{k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}, **common}
+                 for row in rows]
+    write_bench_csv(csv_path, fields, formatted)
     png_path = out_dir / "imresize.png"
     where = info["cuda_device"] or f"{info['cpu_model'] or info['processor']}, {info['torch_threads']} threads"
     _plot(rows, png_path, f"imresize 2040x1356x3 x1/4 then x4 ({where}, torch {info['torch_version']})")

@@ -39,7 +39,6 @@ backbone of the released reference figure).
 
 from __future__ import annotations
 
-import csv
 import statistics
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from pcl.bench import save_bench_figure, write_bench_csv
 from pcl.device import bench_setup, device_description, synchronize
 
 LR_PATCH = 48
@@ -330,7 +330,7 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=8)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_bench_figure(fig, path)
 
 
 def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
@@ -350,10 +350,7 @@ def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
         summary[label] = backbone_summary
     for r in rows:
         r.update(device=description, torch_threads=torch.get_num_threads(), torch_version=torch.__version__)
-    with open(out_dir / "method.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_bench_csv(out_dir / "method.csv", CSV_COLUMNS, rows)
     worst = max(summary[b][v]["time_over_flop_ratio"] for b in BACKBONES for v in ("paper", "released"))
     summary["worst_time_over_flop_ratio"] = worst
     summary["goal_time_ratio_le_1.1x_flop_ratio"] = bool(worst <= 1.1)

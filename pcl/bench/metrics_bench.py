@@ -57,7 +57,7 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from pcl.bench import write_bench_csv
+from pcl.bench import save_bench_figure, write_bench_csv
 from pcl.data.imresize import bicubic_degrade, bicubic_upscale
 from pcl.device import cpu_model
 from pcl.metrics import PROTOCOLS, evaluate_pair
@@ -217,7 +217,7 @@ def _plot(rows: list[dict[str, object]], info: dict[str, object], path: pathlib.
     load = f"load {ours['load_avg_before']:.2f} -> {ours['load_avg_after']:.2f}"
     fig.text(0.01, 0.01, f"{where}; {load}; torch {info['torch_version']}; {info['platform']}", fontsize=6)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=120)
+    save_bench_figure(fig, path)
     plt.close(fig)
 
 

@@ -26,7 +26,6 @@ implementation, then ``repeats`` rounds; the median of the per-image seconds is 
 
 from __future__ import annotations
 
-import csv
 import statistics
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pcl.bench import save_bench_figure, write_bench_csv
 from pcl.data.imresize import imresize
 from pcl.device import bench_setup, device_description
 from pcl.metrics.niqe import NIQE_MIN_SIZE, load_model, niqe, niqe_batch
@@ -195,7 +195,7 @@ def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_bench_figure(fig, path)
 
 
 def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
@@ -267,11 +267,9 @@ def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
     rows += [{"implementation": name, "note": note} for name, note in notes.items()]
     common = {"device_description": description, "torch_threads": torch.get_num_threads(),
               "torch_version": torch.__version__, "numpy_version": np.__version__}
-    with open(out_dir / "niqe.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**{k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}, **common})
+    formatted = [{**{k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}, **common}
+                 for row in rows]
+    write_bench_csv(out_dir / "niqe.csv", CSV_COLUMNS, formatted)
     timed = [r for r in rows if "seconds_per_image_median" in r]
     _plot(timed, out_dir / "niqe.png", f"NIQE, {len(images)} photos {SIZE}x{SIZE} RGB - {description}")
     ours = statistics.median(times["pcl niqe"])

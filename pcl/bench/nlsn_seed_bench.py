@@ -20,12 +20,12 @@ with the real checkpoints (``pcl evaluate --model nlsn --seed S`` for several S)
 
 from __future__ import annotations
 
-import csv
 import pathlib
 
 import numpy as np
 import torch
 
+from pcl.bench import write_bench_csv
 from pcl.data.images import list_images, read_image
 from pcl.data.imresize import bicubic_degrade, imresize
 from pcl.metrics.psnr_ssim import evaluate_pair
@@ -81,10 +81,7 @@ def run(out_dir: pathlib.Path, *, repeats: int = 1, device: str = "cpu") -> dict
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = measure()
-    with open(out_dir / "nlsn_seed.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_bench_csv(out_dir / "nlsn_seed.csv", list(rows[0]), rows)
     return {
         "max_psnr_spread_db": max(r["psnr_spread_db"] for r in rows),
         "max_ssim_spread": max(r["ssim_spread"] for r in rows),

@@ -22,7 +22,6 @@ the best round gives it/s.
 
 from __future__ import annotations
 
-import csv
 import platform
 import statistics
 import tempfile
@@ -32,6 +31,7 @@ from typing import Any
 
 import torch
 
+from pcl.bench import save_bench_figure, write_bench_csv
 from pcl.device import bench_setup, device_description, synchronize
 
 
@@ -108,7 +108,7 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=8)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_bench_figure(fig, path)
 
 
 def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
@@ -164,10 +164,7 @@ def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
             del workloads
     for r in rows:
         r.update(device=summary["device"], torch_threads=torch.get_num_threads(), torch_version=torch.__version__)
-    with open(out_dir / "train.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_bench_csv(out_dir / "train.csv", CSV_COLUMNS, rows)
     title = (f"Training step speed, L1 vs L1+PCL (paper), PCL/L1 step-time ratio on the bars\n{summary['device']}; "
              f"batch {budget['batch']}, LR patch {budget['lr_patch']}"
              + ("; paper backbones" if on_gpu else "; backbones reduced on CPU (see train.csv), embedding full width"))

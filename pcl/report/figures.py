@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pcl.atomic import atomic_write
 from pcl.errors import PCLError
 from pcl.names import DATASETS
 from pcl.report.labels import BACKBONE_LABELS
@@ -68,8 +69,4 @@ def plot_released_gains(rows_df: pd.DataFrame, out_path: Path) -> Path:
     axes[0].set_ylabel("PSNR gain (dB), +PCL minus official")
     fig.suptitle(GAINS_TITLE, fontsize=10)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=120)
-    tmp.replace(out_path)
-    return out_path
+    return atomic_write(out_path, lambda handle: fig.savefig(handle, format="png", dpi=120))

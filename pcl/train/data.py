@@ -33,7 +33,6 @@ import logging
 import os
 import shutil
 import struct
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -222,8 +221,9 @@ def prepare_training_data(spec: DataSpec, cache_root: str | os.PathLike[str], *,
     target = cache_root / f"{hr_dir.name}-x{spec.scale}-{spec.lr}-{key[:12]}"
     if (target / MANIFEST).is_file():
         return PreparedData(target, json.loads((target / MANIFEST).read_text(encoding="utf-8")))
-    cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_root))
+    from pcl.atomic import make_temp_dir  # mkdir's 0755-style mode, not mkdtemp's 0700
+
+    tmp = make_temp_dir(cache_root, f".{target.name}-")
     try:
         manifest = _write_arrays(tmp, files, spec, key, workers=workers)
         try:
