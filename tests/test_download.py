@@ -1,8 +1,10 @@
 """Downloader, safe extraction, TOFU lock and dataset install, against a local HTTP server.
 
 Every archive is generated here and served from 127.0.0.1 on an ephemeral port by a handler that
-can cut the connection, serve corrupted bytes, ignore Range or fail with 503, so the network
-paths are exercised without the internet.  Sockets time out after a few seconds.
+can cut the connection, serve corrupted bytes, ignore Range, leave out its validators (ETag) or
+fail with 503, so the network paths are exercised without the internet.  Sockets time out after
+a few seconds.  The handler answers ``If-Range`` as RFC 9110 says: a range only for the current
+ETag, else the whole file with 200.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import socket
 import stat
 import tarfile
 import threading
+import time
 import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,10 +45,13 @@ FAST = dict(retries=3, backoff=0.01, timeout=5, progress=False)
 @dataclass
 class ServerState:
     files: dict[str, bytes] = field(default_factory=dict)
+    later: dict[str, bytes] = field(default_factory=dict)  # path -> body from the 2nd request on (file changed)
+    delay: float = 0.0  # seconds to wait before sending a body (lets concurrent clients overlap)
     cut_first: dict[str, int] = field(default_factory=dict)  # path -> bytes sent before closing (1st request)
     corrupt_first: dict[str, int] = field(default_factory=dict)  # path -> number of corrupted answers
     fail_first: dict[str, int] = field(default_factory=dict)  # path -> number of 503 answers
     ignore_range: bool = False
+    etag: bool = True  # send a strong ETag (the md5 of the body) and honour If-Range
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -63,6 +69,8 @@ class Handler(BaseHTTPRequestHandler):
             state.requests.append((self.path, dict(self.headers)))
             n = state.counts[self.path] = state.counts.get(self.path, 0) + 1
         body = state.files.get(self.path)
+        if n > 1 and self.path in state.later:
+            body = state.later[self.path]
         if body is None:
             self._send(404, b"not found")
             return
@@ -73,6 +81,10 @@ class Handler(BaseHTTPRequestHandler):
             body = bytes(b ^ 0xFF for b in body[:64]) + body[64:]  # same length, wrong bytes
         start = 0
         rng = self.headers.get("Range")
+        tag = f'"{md5(body)}"'
+        if_range = self.headers.get("If-Range")
+        if if_range is not None and (not state.etag or if_range != tag):
+            rng = None  # a stale validator: the whole (changed) file, 200
         if rng and not state.ignore_range:
             start = int(rng.split("=")[1].split("-")[0])
             if start >= len(body):
@@ -86,8 +98,11 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         payload = body[start:]
+        if state.etag:
+            self.send_header("ETag", tag)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
+        time.sleep(state.delay)
         cut = state.cut_first.get(self.path) if n == 1 else None
         if cut is not None:
             self.wfile.write(payload[:cut])
@@ -151,20 +166,34 @@ def test_resume_after_cut_connection(server, tmp_path):
     assert not (tmp_path / "big.zip.part").exists()
     assert len(state.requests) == 2
     assert "Range" not in state.requests[0][1]
-    # the server wrote 50,000 bytes before closing, so the resume asks for the rest from there
+    # the server wrote 50,000 bytes before closing, so the resume asks for the rest from there,
+    # on condition that the file is still the one whose ETag came with the first answer
     assert state.requests[1][1]["Range"] == "bytes=50000-"
+    assert state.requests[1][1]["If-Range"] == f'"{md5(data)}"'
+    assert not (tmp_path / "big.zip.part.json").exists()  # the stored validator goes with the part
 
 
 def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
     base, state = server
     data = payload(seed=1)
     state.files["/a.tar.gz"] = data
+    state.cut_first["/a.tar.gz"] = 700
     state.ignore_range = True
-    (tmp_path / "a.tar.gz.part").write_bytes(b"garbage" * 100)  # a stale partial download
     archive = Archive("a.tar.gz", (f"{base}/a.tar.gz",), md5=md5(data))
     download(archive, tmp_path, **FAST)
-    assert state.requests[0][1]["Range"] == "bytes=700-"  # it tried to resume ...
+    assert state.requests[1][1]["Range"] == "bytes=700-"  # it tried to resume after the cut ...
     assert (tmp_path / "a.tar.gz").read_bytes() == data  # ... and restarted on the 200 answer
+
+
+def test_part_file_without_validator_is_not_resumed(server, tmp_path):
+    # a partial download with no stored ETag/Last-Modified cannot be proven to match the file
+    base, state = server
+    data = payload(seed=8)
+    state.files["/s.zip"] = data
+    (tmp_path / "s.zip.part").write_bytes(b"garbage" * 100)
+    download(Archive("s.zip", (f"{base}/s.zip",), md5=md5(data)), tmp_path, **FAST)
+    assert "Range" not in state.requests[0][1] and len(state.requests) == 1
+    assert (tmp_path / "s.zip").read_bytes() == data
 
 
 def test_complete_part_file_is_finished_without_refetch(server, tmp_path):
@@ -172,6 +201,9 @@ def test_complete_part_file_is_finished_without_refetch(server, tmp_path):
     data = payload(4000, seed=6)
     state.files["/p.zip"] = data
     (tmp_path / "p.zip.part").write_bytes(data)  # killed between the last byte and the rename
+    # ... with the validator its first answer stored (the documented <file>.part.json)
+    (tmp_path / "p.zip.part.json").write_text(
+        f'{{"url": "{base}/p.zip", "etag": "\\"{md5(data)}\\"", "last_modified": null}}')
     download(Archive("p.zip", (f"{base}/p.zip",), md5=md5(data)), tmp_path, **FAST)
     assert (tmp_path / "p.zip").read_bytes() == data and not (tmp_path / "p.zip.part").exists()
     assert len(state.requests) == 1 and state.requests[0][1]["Range"] == "bytes=4000-"  # answered 416
@@ -308,12 +340,20 @@ def _symlink_zipinfo(name: str) -> zipfile.ZipInfo:
 
 
 def test_extract_tar_and_zip(tmp_path):
-    tar = _tar(tmp_path / "ok.tar.gz", [("Set_HR/a.png", b"1"), ("Set_HR/sub/b.png", b"22"),
-                                         _link("Set_HR/c.png", "a.png")])
+    folder = tarfile.TarInfo("Set_HR/sub")
+    folder.type = tarfile.DIRTYPE
+    top = tarfile.TarInfo("./")  # what `tar -C dir -czf x.tgz .` writes first: the folder itself
+    top.type = tarfile.DIRTYPE
+    tar = _tar(tmp_path / "ok.tar.gz", [top, ("Set_HR/a.png", b"1"), folder, ("Set_HR/sub/b.png", b"22")])
     files = extract(tar, tmp_path / "out_tar")
-    assert [p.relative_to(tmp_path / "out_tar").as_posix() for p in files] == [
-        "Set_HR/a.png", "Set_HR/c.png", "Set_HR/sub/b.png"]
-    assert (tmp_path / "out_tar" / "Set_HR" / "c.png").read_bytes() == b"1"  # internal link kept
+    assert [p.relative_to(tmp_path / "out_tar").as_posix() for p in files] == ["Set_HR/a.png", "Set_HR/sub/b.png"]
+    assert (tmp_path / "out_tar" / "Set_HR" / "sub" / "b.png").read_bytes() == b"22"
+    # modes as mkdir/open give them under the current umask, not mkdtemp's 0700
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [tmp_path / "out_tar", *(tmp_path / "out_tar").rglob("*")]:
+        want = (0o777 if path.is_dir() else 0o666) & ~mask
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
     z = _zip(tmp_path / "ok.zip", [("d/x.png", b"x"), ("y.png", b"yy")])
     (tmp_path / "out_zip").mkdir()
     (tmp_path / "out_zip" / "stale.png").write_bytes(b"old")  # an existing target is replaced
@@ -331,6 +371,7 @@ def _evil_tars(tmp_path: Path) -> dict[str, Path]:
         "../evil": _tar(tmp_path / "dotdot.tar.gz", [("ok.png", b"1"), ("../evil", b"pwned")]),
         absolute: _tar(tmp_path / "abs.tar.gz", [("ok.png", b"1"), (absolute, b"pwned")]),
         "etc_link": _tar(tmp_path / "symlink.tar", [("ok.png", b"1"), _link("etc_link", "/etc")]),
+        "inner": _tar(tmp_path / "inner_symlink.tar", [("ok.png", b"1"), _link("inner", "ok.png")]),
         "d/l": _tar(tmp_path / "rel_symlink.tgz", [_link("d/l", "../../outside")]),
         "h": _tar(tmp_path / "hardlink.tar.gz", [_link("h", "../outside", tarfile.LNKTYPE)]),
         "dev/null": _tar(tmp_path / "device.tar.gz", [dev]),
@@ -439,6 +480,10 @@ def test_fetch_dataset_installs_generated_benchmark(server, tmp_path):
     assert "Set5_HR.tar.gz" in read_lock(lock)  # benchmark archives are pinned on first use
     assert not (root / "downloads" / ".extracted").exists()
     assert sorted(p.name for p in hr.parent.iterdir()) == ["HR"]  # no temp folders left
+    mask = os.umask(0)
+    os.umask(mask)  # the installed folder and images have the modes mkdir/open give, not 0700/0600
+    assert stat.S_IMODE(hr.stat().st_mode) == 0o777 & ~mask
+    assert {stat.S_IMODE(p.stat().st_mode) for p in hr.iterdir()} == {0o666 & ~mask}
 
     again = fetch_dataset(ds, root, progress=False, lock_file=lock)
     assert again.status == "present" and again.verified is True

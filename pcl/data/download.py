@@ -3,23 +3,27 @@
 Why a module of its own: a dataset is more than its archives.  :func:`fetch_dataset` decides
 which install folders are incomplete, fetches their archives (:mod:`pcl.data.fetch`: resume,
 retries, mirrors, checksums, trust-on-first-use pins in :mod:`pcl.data.lockfile`), unpacks them
-safely (:mod:`pcl.data.extract`), moves the images to their final folders under their manifest
-names, and verifies benchmarks by pixel content (:mod:`pcl.data.verify`).
+safely (:mod:`pcl.data.extract`, within caps), moves the images to their final folders under their
+manifest names, and verifies benchmarks by pixel content (:mod:`pcl.data.verify`).  Unpacking and
+installing run under the archive's download lock and before a first-seen checksum is pinned, so
+a refused archive is never trusted and two processes never install the same folder at once.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pcl.data.extract import extract, replace_dir
+from pcl.atomic import make_temp_dir
+from pcl.data.extract import default_caps, extract, replace_dir
 from pcl.data.fetch import DownloadUnavailable, download, log
 from pcl.data.images import ImageReadError, is_image_file, pixel_sha256
 from pcl.data.lockfile import default_lock_file
-from pcl.data.sources import Dataset, Install, get_dataset
+from pcl.data.sources import Archive, Dataset, Install, get_dataset
 from pcl.errors import PCLError
 
 
@@ -90,8 +94,7 @@ def _install(ds: Dataset, inst: Install, staging: Path, root: Path) -> Path:
         if name in seen:
             raise PCLError(f"{inst.archive}: {seen[name]} and {path} would both be installed as {name}; fix the glob in pcl/data/sources.py")
         seen[name] = path
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.install-", dir=dest.parent))
+    tmp = make_temp_dir(dest.parent, f".{dest.name}.install-")  # mode as mkdir (0755), not mkdtemp's 0700
     try:
         for path, name in chosen:
             shutil.move(str(path), str(tmp / name))
@@ -102,6 +105,23 @@ def _install(ds: Dataset, inst: Install, staging: Path, root: Path) -> Path:
     if len(chosen) != inst.count:
         log.warning("%s: installed %d images into %s, expected %d", ds.name, len(chosen), dest, inst.count)
     return dest
+
+
+def _unpack_install(ds: Dataset, archive: Archive, insts: list[Install], path: Path, root: Path) -> None:
+    """Unpack a verified archive into a staging folder of this process and install its folders."""
+    staging_root = path.parent / ".extracted"
+    staging = staging_root / f"{archive.filename}.{os.getpid()}-{time.monotonic_ns()}"
+    caps = default_caps(path, max_bytes=archive.max_unpacked, max_members=archive.max_members)
+    try:
+        extract(path, staging, caps=caps)
+        for inst in insts:
+            _install(ds, inst, staging, root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            staging_root.rmdir()  # only when empty
+        except OSError:
+            pass
 
 
 def _verify_line(ds: Dataset, root: Path) -> tuple[str | None, bool | None]:
@@ -154,13 +174,14 @@ def fetch_dataset(
         return FetchResult(ds.name, "present", "all install folders hold their image count", paths, line, ok)
 
     downloads = root / "downloads"
-    archives: dict[str, Path] = {}
     for filename in dict.fromkeys(inst.archive for inst in todo):
+        archive = ds.archive(filename)
+        insts = [inst for inst in todo if inst.archive == filename]
         try:
-            archives[filename] = download(
-                ds.archive(filename), downloads, retries=retries, backoff=backoff, timeout=timeout,
-                progress=progress, lock_file=lock_file,
-            )
+            # unpacked and installed under the archive's download lock, before its checksum is
+            # pinned: a refused archive is never trusted, and two processes never install at once
+            download(archive, downloads, retries=retries, backoff=backoff, timeout=timeout, progress=progress,
+                     lock_file=lock_file, accept=lambda path, a=archive, i=insts: _unpack_install(ds, a, i, path, root))
         except DownloadUnavailable as exc:
             manual = ds.manual.replace("<root>", str(root))
             message = f"{exc}; or {manual}" if manual else str(exc)
@@ -168,21 +189,6 @@ def fetch_dataset(
                 log.warning("%s unavailable: %s", ds.name, message)
                 return FetchResult(ds.name, "unavailable", message, paths)
             raise DownloadUnavailable(message) from None
-
-    staging_root = downloads / ".extracted"
-    staged: dict[str, Path] = {}
-    try:
-        for inst in todo:
-            if inst.archive not in staged:
-                staging = staging_root / inst.archive
-                extract(archives[inst.archive], staging)
-                staged[inst.archive] = staging
-            _install(ds, inst, staged[inst.archive], root)
-    finally:
-        for staging in staged.values():
-            shutil.rmtree(staging, ignore_errors=True)
-        if staging_root.is_dir() and not any(staging_root.iterdir()):
-            staging_root.rmdir()
     line, ok = _verify_line(ds, root)
     if line:
         (log.info if ok else log.warning)("%s", line)

@@ -1,26 +1,66 @@
 """Safe unpacking of downloaded .zip and .tar archives.
 
-Why not ``extractall`` alone: archives come from mirrors nobody controls.  :func:`extract`
-refuses archive members that would land outside the target (absolute paths, ``..``, links
-pointing outside, device files) and makes the target appear atomically, so a folder is either
-complete or absent.
+Why not ``extractall``: archives come from mirrors nobody controls, and the standard library's
+own defences depend on the Python patch level (the tar ``data`` filter and its ``realpath``
+check were bypassed by CVE-2025-4517; zip has no link check at all).  :func:`extract` therefore
+walks the members itself and writes every file itself:
+
+* only regular files and folders are unpacked; a symbolic or hard link, a device, a FIFO, an
+  absolute or ``..`` name, a member below a member that is a file, or a name that appears twice
+  is refused with a one-line :class:`PCLError` naming the archive and the member;
+* each file is created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` relative to folder descriptors
+  opened with ``O_NOFOLLOW``, inside a fresh temporary folder, so nothing can be written through
+  a link even if one appeared;
+* the bytes actually written and the number of members are counted while streaming and capped
+  (:class:`Caps`), so a decompression bomb stops long before the disk is full;
+* the finished folder is renamed into place, so a target is either complete or absent; folders
+  end up ``0777 & ~umask`` and files ``0666 & ~umask``, as ``mkdir``/``open`` would make them.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
-import stat
 import tarfile
-import tempfile
 import time
 import zipfile
 import zlib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
+from pcl.atomic import make_temp_dir
+from pcl.data.members import ENV_MAX_BYTES, ENV_MAX_MEMBERS, Caps, MemberWriter, tar_kind, zip_kind
 from pcl.errors import PCLError
+
+__all__ = ["ENV_MAX_BYTES", "ENV_MAX_MEMBERS", "Caps", "default_caps", "extract", "replace_dir"]
+
+#: Default caps.  The archives unpacked here hold PNG images, which do not compress further, so
+#: a genuine archive unpacks to about its own size; three times that plus 32 MiB leaves room for
+#: other layouts while stopping a zip of zeros (1000:1) at a few dozen MB.
+SIZE_FACTOR = 3
+SIZE_MARGIN = 32 << 20
+DEFAULT_MAX_MEMBERS = 50_000
+
+
+def _env_int(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"[0-9]+", raw) or int(raw) <= 0:
+        raise PCLError(f"environment variable {name}={raw!r} must be a positive whole number; fix or unset it")
+    return int(raw)
+
+
+def default_caps(archive_path: Path, *, max_bytes: int | None = None, max_members: int | None = None) -> Caps:
+    """Caps for one archive: the environment's, else the source's own (``Archive.max_unpacked``,
+    ``Archive.max_members``), else derived from the size of the (verified) archive file."""
+    derived = SIZE_FACTOR * Path(archive_path).stat().st_size + SIZE_MARGIN
+    return Caps(
+        max_bytes=_env_int(ENV_MAX_BYTES) or max_bytes or derived,
+        max_members=_env_int(ENV_MAX_MEMBERS) or max_members or DEFAULT_MAX_MEMBERS,
+    )
 
 
 def _archive_kind(path: Path) -> Literal["zip", "tar"]:
@@ -36,81 +76,22 @@ def _archive_kind(path: Path) -> Literal["zip", "tar"]:
     raise PCLError(f"{path} is neither a zip nor a tar archive; delete it and fetch it again")
 
 
-def _member_path(archive: Path, name: str) -> PurePosixPath:
-    """Relative, normalised path of a member; refuses absolute paths and ``..``."""
-    posix = name.replace("\\", "/")
-    if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix):
-        raise PCLError(f"refusing to extract {archive}: member {name!r} has an absolute path")
-    parts = [p for p in posix.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise PCLError(f"refusing to extract {archive}: member {name!r} contains '..' and would land outside the target")
-    if not parts:
-        raise PCLError(f"refusing to extract {archive}: member {name!r} has an empty path")
-    return PurePosixPath(*parts)
-
-
-def _inside(relative: str) -> bool:
-    """True when a normalised relative path stays inside the extraction folder."""
-    norm = os.path.normpath(relative)
-    return not (os.path.isabs(norm) or norm == ".." or norm.startswith("../"))
-
-
-def _check_symlink(archive: Path, name: str, member: PurePosixPath, target: str) -> None:
-    if target.startswith("/") or not _inside(str(member.parent / target)):
-        raise PCLError(f"refusing to extract {archive}: member {name!r} is a symlink to {target!r}, outside the target")
-
-
-def _check_tar_members(archive: Path, members: list[tarfile.TarInfo]) -> None:
-    for m in members:
-        rel = _member_path(archive, m.name)
-        if m.issym():
-            _check_symlink(archive, m.name, rel, m.linkname)
-        elif m.islnk():
-            if m.linkname.startswith("/") or not _inside(m.linkname):
-                raise PCLError(f"refusing to extract {archive}: member {m.name!r} is a hard link to {m.linkname!r}, outside the target")
-        elif m.ischr() or m.isblk() or m.isfifo():
-            raise PCLError(f"refusing to extract {archive}: member {m.name!r} is a device or FIFO")
-        elif not (m.isfile() or m.isdir()):
-            raise PCLError(f"refusing to extract {archive}: member {m.name!r} has unsupported type {m.type!r}")
-
-
-def _extract_tar(archive: Path, into: Path) -> None:
+def _unpack_tar(archive: Path, writer: MemberWriter) -> None:
     with tarfile.open(archive) as tf:
-        members = tf.getmembers()
-        _check_tar_members(archive, members)
-        # The 'data' filter repeats the checks above inside tarfile (defence in depth) and drops
-        # ownership / special permission bits.
-        tf.extractall(into, members=members, filter="data")
+        for info in tf:  # streamed: a huge member list is stopped by the member cap
+            kind = tar_kind(archive, info)
+            writer.add(info.name, kind, info.size if kind == "file" else 0,
+                       lambda info=info: tf.extractfile(info))
 
 
-def _extract_zip(archive: Path, into: Path) -> None:
+def _unpack_zip(archive: Path, writer: MemberWriter) -> None:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
-        links: list[tuple[PurePosixPath, str]] = []
-        plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
+        writer.check_count(len(infos), infos[-1].filename if infos else "")
         for info in infos:
-            rel = _member_path(archive, info.filename)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                target = zf.read(info).decode("utf-8", "replace")
-                _check_symlink(archive, info.filename, rel, target)
-                links.append((rel, target))
-            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-                raise PCLError(f"refusing to extract {archive}: member {info.filename!r} is a device or FIFO")
-            else:
-                plan.append((info, rel))
-        for info, rel in plan:
-            out = into.joinpath(*rel.parts)
-            if info.is_dir():
-                out.mkdir(parents=True, exist_ok=True)
-                continue
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(out, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-        for rel, target in links:
-            out = into.joinpath(*rel.parts)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(target, out)
+            kind = zip_kind(archive, info)
+            writer.add(info.filename, kind, info.file_size if kind == "file" else 0,
+                       lambda info=info: zf.open(info))
 
 
 def replace_dir(new: Path, target: Path) -> None:
@@ -128,30 +109,43 @@ def replace_dir(new: Path, target: Path) -> None:
         old.unlink()
 
 
-def extract(archive_path: Path, target_dir: Path) -> list[Path]:
+def _unpack(archive: Path, kind: str, into: Path, caps: Caps) -> None:
+    """Unpack into the empty folder ``into``; archive-library errors become one-line PCLErrors."""
+    try:
+        with MemberWriter(archive, into, caps) as writer:
+            (_unpack_zip if kind == "zip" else _unpack_tar)(archive, writer)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
+        raise PCLError(
+            f"cannot extract {archive} ({type(exc).__name__}: {exc}); the archive is damaged or unsafe: "
+            "delete it and fetch it again"
+        ) from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise PCLError(f"cannot extract {archive} into {into.parent} ({exc.strerror}); "
+                           "free space or choose another data folder") from None
+        raise
+
+
+def extract(archive_path: Path, target_dir: Path, *, caps: Caps | None = None) -> list[Path]:
     """Safely unpack a .zip or .tar(.gz/.tgz/...) into ``target_dir``; return the files, sorted.
 
     The archive is unpacked into a temporary folder beside ``target_dir`` which is then renamed
     into place (an existing ``target_dir`` is replaced), so the target is either complete or
-    absent.  Unsafe members raise :class:`PCLError` naming the member; nothing is written
-    outside the temporary folder, which is removed.
+    absent.  Unsafe members and exceeded caps raise :class:`PCLError` naming the member; the
+    temporary folder is removed and nothing outside it was written.  ``caps`` defaults to
+    :func:`default_caps` of the archive.
     """
     archive_path, target_dir = Path(archive_path), Path(target_dir)
     if not archive_path.is_file():
         raise PCLError(f"archive {archive_path} does not exist; download it first")
     kind = _archive_kind(archive_path)
-    target_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.extract-", dir=target_dir.parent))
+    caps = caps if caps is not None else default_caps(archive_path)
+    tmp = make_temp_dir(target_dir.parent, f".{target_dir.name}.extract-")  # mode as mkdir, not 0700
     try:
-        try:
-            (_extract_zip if kind == "zip" else _extract_tar)(archive_path, tmp)
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
-            raise PCLError(
-                f"cannot extract {archive_path} ({type(exc).__name__}: {exc}); the archive is damaged or unsafe: "
-                "delete it and fetch it again"
-            ) from None
+        _unpack(archive_path, kind, tmp, caps)
         replace_dir(tmp, target_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return sorted(p for p in target_dir.rglob("*") if p.is_file())
+

@@ -38,7 +38,8 @@ class Archive:
     """One downloadable file.  ``urls`` are mirrors tried in order; checksums are optional.
 
     ``size`` is in bytes.  When neither ``md5`` nor ``sha256`` is known the downloader uses the
-    trust-on-first-use lock file instead.
+    trust-on-first-use lock file instead.  ``max_unpacked`` (bytes) and ``max_members`` cap its
+    extraction; ``None`` derives them from the archive's size (:func:`pcl.data.extract.default_caps`).
     """
 
     filename: str
@@ -46,6 +47,8 @@ class Archive:
     size: int | None = None
     md5: str | None = None
     sha256: str | None = None
+    max_unpacked: int | None = None
+    max_members: int | None = None
 
 
 @dataclass(frozen=True)
