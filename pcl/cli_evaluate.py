@@ -14,9 +14,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a method on one benchmark folder and write one row per image (and a JSON sidecar)."""
     import numpy as np
 
-    from pcl.evaluate import evaluate_bicubic, evaluate_model
+    from pcl.evaluate import check_outputs, evaluate_bicubic, evaluate_model
 
     dataset = canonical_dataset(args.dataset)
+    check_outputs(Path(args.out), Path(args.hr_dir), Path(args.lr_dir) if args.lr_dir else None,
+                  Path(args.save_sr) if args.save_sr else None)
     extra = _extra_metrics(args)
     common = dict(dataset=dataset, scale=args.scale, protocol=args.protocol,
                   lr_dir=Path(args.lr_dir) if args.lr_dir else None, extra=extra,

@@ -49,25 +49,43 @@ def _mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
 
 
 class _LRIndex:
-    """The LR files of a folder by HR stem, listed once (``name.png``, ``namex4.png``, ``name_x4.png``)."""
+    """The LR files of a folder by HR stem, listed once (``name.png``, ``namex4.png``, ``name_x4.png``).
+
+    Two LR files for one HR stem (``baby.png`` and ``baby_x4.png``) are refused by name: either
+    could be the intended input, and picking one silently would score an unknown image.
+    """
 
     def __init__(self, lr_dir: Path, scale: int) -> None:
         self.lr_dir = lr_dir
-        self.exact: dict[str, Path] = {}
-        self.suffixed: dict[str, Path] = {}
+        self.exact: dict[str, list[Path]] = {}
+        self.suffixed: dict[str, list[Path]] = {}
         for cand in list_images(lr_dir):
-            self.exact.setdefault(cand.stem, cand)
+            self.exact.setdefault(cand.stem, []).append(cand)
             low = cand.stem.lower()
             for suffix in (f"_x{scale}", f"x{scale}"):
                 if low.endswith(suffix):
-                    self.suffixed.setdefault(low[: -len(suffix)], cand)
+                    self.suffixed.setdefault(low[: -len(suffix)], []).append(cand)
                     break
 
     def find(self, stem: str) -> Path:
-        found = self.exact.get(stem) or self.suffixed.get(stem.lower())
-        if found is None:
+        found = [*self.exact.get(stem, []), *self.suffixed.get(stem.lower(), [])]
+        if not found:
             raise PCLError(f"no LR image for {stem!r} in {self.lr_dir}; expected {stem}.png (re-run `pcl prepare`)")
-        return found
+        if len(found) > 1:
+            names = " and ".join(p.name for p in found)
+            both = "both" if len(found) == 2 else "all"
+            raise PCLError(f"{self.lr_dir}: {names} are {both} LR images of {stem!r}; keep one and move the others out of the folder")
+        return found[0]
+
+
+def refuse_shared_stems(files: list[Path], folder: Path) -> None:
+    """Two files with one stem (``baby.png``, ``baby.bmp``) would both be scored as image ``baby``."""
+    by_stem: dict[str, list[str]] = {}
+    for p in files:
+        by_stem.setdefault(p.stem, []).append(p.name)
+    twins = [" and ".join(names) for names in by_stem.values() if len(names) > 1]
+    if twins:
+        raise PCLError(f"{folder}: {'; '.join(twins)} share one image name; keep one file per image and move the others out of the folder")
 
 
 def iter_pairs(hr_dir: Path, *, scale: int, lr_dir: Path | None = None) -> Iterator[Pair]:
@@ -78,7 +96,11 @@ def iter_pairs(hr_dir: Path, *, scale: int, lr_dir: Path | None = None) -> Itera
     """
     smallest = min_size(scale)
     hr_files = list_images(hr_dir)
+    refuse_shared_stems(hr_files, Path(hr_dir))
     lr_index = _LRIndex(lr_dir, scale) if lr_dir is not None else None
+    if lr_index is not None:
+        for path in hr_files:  # a missing or doubled LR file fails before the first image is scored
+            lr_index.find(path.stem)
     for path in hr_files:
         hr = read_image(path)
         h, w = hr.shape[:2]
@@ -100,6 +122,16 @@ def iter_pairs(hr_dir: Path, *, scale: int, lr_dir: Path | None = None) -> Itera
                     f"({w}x{h} -> expected {want[1]}x{want[0]} at x{scale}); re-make the LR set"
                 )
         yield Pair(path.stem, hr, lr)
+
+
+def check_outputs(out: Path, hr_dir: Path, lr_dir: Path | None, save_sr: Path | None, protect: tuple[Path, ...] = ()) -> None:
+    """Refuse an ``--out`` or ``--save-sr`` that could overwrite an input, before any work is done."""
+    from pcl.outputs import check_image_out_dir, check_rows_out
+
+    inputs = {"--hr-dir": Path(hr_dir), "--lr-dir": Path(lr_dir) if lr_dir else None}
+    check_rows_out(Path(out), inputs=inputs, protect=protect)
+    if save_sr is not None:
+        check_image_out_dir(Path(save_sr), inputs=inputs)
 
 
 def bicubic_predictor(scale: int) -> Predictor:
@@ -206,6 +238,9 @@ def evaluate_model(
         raise PCLError(f"unknown tier {tier!r}; use one of {', '.join(TIERS)}")
     if not checkpoint:
         raise PCLError(f"--model {model} needs --checkpoint PATH (a .pt/.pth or .safetensors file)")
+    from pcl.outputs import sidecar_of
+
+    check_outputs(out, hr_dir, lr_dir, save_sr, protect=(Path(checkpoint), sidecar_of(Path(checkpoint))))
     check_protocol(protocol)
     dataset = canonical_dataset(dataset)
     loaded = load_model(model, checkpoint)
@@ -281,6 +316,7 @@ def evaluate_bicubic(
     from pcl.provenance import code_provenance
     from pcl.report.results import write_rows
 
+    check_outputs(out, hr_dir, lr_dir, save_sr)
     identity = {"tier": tier, "experiment": "bicubic", "backbone": "bicubic", "method": "bicubic",
                 "run_id": f"bicubic-x{scale}"}
     t0 = time.perf_counter()

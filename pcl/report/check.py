@@ -12,7 +12,8 @@ The rules: ``paper`` and ``finite`` in ``pcl.report.check_rules``, ``learns`` in
 ``pcl.report.check_learning``, ``released_logs`` and
 ``released_models`` in ``pcl.report.check_released``, the optional ``table3`` block in
 ``pcl.report.check_perceptual``; every tier's files are also checked by
-``pcl.report.check_provenance`` (each lands in a table; each has a sidecar naming its code).
+``pcl.report.check_provenance`` (each lands in a table; each has a sidecar naming its code) and
+``pcl.report.check_images`` (each holds every image once).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pandas as pd
 from pcl.names import TIERS
 from pcl.report.cells import CellsMap
 from pcl.report.check_config import CHECK_TABLES, DEFAULT_DEVIATIONS, DEFAULT_TOLERANCES, load_deviations, load_tolerances
+from pcl.report.check_images import check_distinct_images
 from pcl.report.check_learning import check_learning
 from pcl.report.check_perceptual import check_table3
 from pcl.report.check_provenance import check_placed, check_sidecars
@@ -59,7 +61,8 @@ def run_check(
     cells: CellsMap | None = None,
 ) -> CheckReport:
     """Apply each configured tier's rule to ``results`` (rows as from ``read_results``), then check
-    that every result file lands in a table and (rows read with ``source=True``) has its sidecar.
+    that every result file lands in a table, (rows read with ``source=True``) has its sidecar,
+    and holds each image once.
 
     ``cells`` (``pcl.report.cells.read_cells``) places the trained tiers' results and lets rule
     ``finite`` check that every catalog cell has its results; without it neither is checked for
@@ -103,6 +106,7 @@ def run_check(
             check_table3(tier, rule["table3"], rows, paper_dir, report, cells)
     check_placed(results, report, paper_dir=paper_dir, cells=cells)
     check_sidecars(results, report)
+    check_distinct_images(results, report)
     for dev in deviations:
         if dev.key in ledger.occurred or dev.key in ledger.within:
             continue

@@ -14,14 +14,14 @@ what only a working trainer gives:
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
+from pcl.errors import PCLError
 from pcl.report.check_report import MISS, OK, CheckItem, CheckReport
-from pcl.report.results import SOURCE_COLUMN
+from pcl.report.results import SOURCE_COLUMN, sidecar_field
 
 FINETUNED = ("pcl", "control", "pcl-released")
 
@@ -79,11 +79,11 @@ def _check_drift(tier: str, backbone: str, drift: float, rows: pd.DataFrame, rep
 def _checkpoint_sha(rows: pd.DataFrame) -> str | None:
     if SOURCE_COLUMN not in rows.columns or rows.empty:
         return None
-    sidecar = Path(str(rows[SOURCE_COLUMN].iloc[0])).with_suffix(".json")
     try:
-        return json.loads(sidecar.read_text()).get("checkpoint", {}).get("sha256")
-    except (OSError, ValueError):
-        return None
+        sha = sidecar_field(Path(str(rows[SOURCE_COLUMN].iloc[0])), "checkpoint", "sha256")
+    except PCLError:
+        return None  # check ``sidecar`` reports the damaged file as a miss, naming it
+    return sha if isinstance(sha, str) else None
 
 
 def _check_bitwise(tier: str, rows: pd.DataFrame, report: CheckReport) -> None:

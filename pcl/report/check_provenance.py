@@ -30,7 +30,7 @@ from pcl.report.cells import CellsMap
 from pcl.report.check_report import MISS, OK, CheckItem, CheckReport
 from pcl.report.paper import PaperTable, read_paper_table
 from pcl.report.placement import UNPLACED, row_labels, unplaced_reason
-from pcl.report.results import SOURCE_COLUMN, summarise
+from pcl.report.results import REDO, SOURCE_COLUMN, summarise
 from pcl.report.specs import TABLES, TableSpec
 from pcl.report.tables import build_table, result_files
 
@@ -133,9 +133,9 @@ def sidecar_status(csv_path: Path) -> tuple[str, str]:
     except FileNotFoundError:
         return MISS, f"no sidecar {sidecar.name}: re-run the evaluation that wrote the file (`pcl evaluate` writes both)"
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return MISS, f"sidecar {sidecar.name} is not readable JSON ({exc}); re-run the evaluation"
+        return MISS, f"sidecar {sidecar.name} is not readable JSON ({exc}); {REDO}"
     if not isinstance(data, dict):
-        return MISS, f"sidecar {sidecar.name} holds no JSON object; re-run the evaluation"
+        return MISS, f"sidecar {sidecar.name} holds no JSON object; {REDO}"
     git, packages = data.get("git"), data.get("packages")
     problems = []
     if not isinstance(git, dict) or "commit" not in git:

@@ -88,7 +88,7 @@ def check_finite(tier: str, rows: pd.DataFrame, report: CheckReport, cells: Cell
 def _check_cells_present(tier: str, rows: pd.DataFrame, report: CheckReport, cells: CellsMap, *,
                          present_only: bool = False) -> None:
     evaluated = sorted(set(zip(rows["protocol"], rows["dataset"])), key=lambda pd_: (pd_[0], DATASETS.index(pd_[1])))
-    counts = rows.groupby(["experiment", "protocol", "dataset"]).size().to_dict()
+    counts = rows.groupby(["experiment", "protocol", "dataset"])["image"].nunique().to_dict()  # distinct images, not rows
     present = set(rows["experiment"])
     for experiment in cells.experiments_with_cells():
         if present_only and experiment not in present:

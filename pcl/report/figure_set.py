@@ -20,6 +20,7 @@ import pandas as pd
 from pcl.errors import PCLError
 from pcl.report.crops import Crop, auto_crops, comparison_figure
 from pcl.report.curves import alpha_curve, training_curves
+from pcl.report.results import sidecar_field
 
 ROLE_LABELS = {"bicubic": "Bicubic", "official": "official", "baseline": "baseline", "pcl": "+PCL", "control": "control (L1)"}
 
@@ -47,10 +48,7 @@ def parse_images(items: list[dict]) -> list[FigureImage]:
 def _sr_dir(results_dir: Path, tier: str, experiment: str, dataset: str) -> Path | None:
     """Where the SR images of one result set were saved (from any protocol's sidecar)."""
     for sidecar in sorted((Path(results_dir) / tier / experiment).glob(f"*/{dataset}.json")):
-        try:
-            folder = json.loads(sidecar.read_text()).get("sr_images")
-        except (OSError, ValueError):
-            continue
+        folder = sidecar_field(sidecar, "sr_images")  # PCLError naming a damaged sidecar
         if folder:
             return Path(folder)
     return None

@@ -7,6 +7,7 @@ can always be recomputed and a partial set is visible as a smaller image count. 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,7 +32,9 @@ __all__ = [
     "display_path",
     "empty_results",
     "read_results",
+    "read_sidecar",
     "result_path",
+    "sidecar_field",
     "summarise",
     "write_rows",
 ]
@@ -138,6 +141,74 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
 
 # --- reading ----------------------------------------------------------------------------------
 
+REDO = "re-run the rule that wrote it: delete it and run snakemake again (or the `pcl evaluate` command that made it)"
+"""What to do about a damaged result file or sidecar: every one is an output of the pipeline."""
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message as one line (pandas parser errors span several)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """One result CSV as text cells; every way it can be unreadable becomes one PCLError line."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise PCLError(f"result file {path} not found; run the evaluation that writes it") from None
+    except IsADirectoryError:
+        raise PCLError(f"result file {path} is a folder; pass result CSV files or the folder that holds them") from None
+    except pd.errors.EmptyDataError:
+        raise PCLError(f"result file {path} is empty (no header); {REDO}") from None
+    except UnicodeDecodeError as exc:
+        raise PCLError(f"result file {path} is not UTF-8 CSV text (byte {exc.start}: {exc.reason}); {REDO}") from None
+    except ValueError as exc:  # pandas' ParserError and other malformed-CSV errors
+        raise PCLError(f"result file {path} is not valid CSV ({_first_line(exc)}); {REDO}") from None
+    except OSError as exc:
+        raise PCLError(f"result file {path} cannot be read ({exc.strerror or exc}); check its permissions or {REDO}") from None
+
+
+def read_sidecar(csv_path: Path) -> dict | None:
+    """The JSON sidecar beside a result CSV (``<stem>.json``) as a dict, or None when there is none.
+
+    Why one reader: several reports look up settings in the sidecars (the checkpoint sha256, the
+    folder of saved SR images); a damaged sidecar must stop them with one line naming it instead
+    of a traceback, or of being silently skipped.
+    """
+    sidecar = Path(csv_path).with_suffix(".json")
+    try:
+        text = sidecar.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PCLError(f"sidecar {sidecar} cannot be read as text ({_first_line(exc)}); {REDO}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PCLError(f"sidecar {sidecar} is not valid JSON ({exc.msg}, line {exc.lineno}); {REDO}") from None
+    if not isinstance(data, dict):
+        raise PCLError(f"sidecar {sidecar} holds a JSON {type(data).__name__}, not an object of settings; {REDO}")
+    return data
+
+
+def sidecar_field(csv_path: Path, *keys: str) -> object | None:
+    """A nested value of a result file's sidecar (``"checkpoint", "sha256"``), None where absent.
+
+    A key path that runs into a non-object (``"checkpoint": "x"``) is malformed and raises
+    PCLError naming the sidecar, the key and what to do.
+    """
+    value: object = read_sidecar(csv_path)
+    for depth, key in enumerate(keys):
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            where = ".".join(keys[:depth])
+            raise PCLError(f"sidecar {Path(csv_path).with_suffix('.json')}: {where!r} holds {type(value).__name__}, "
+                           f"not an object with {key!r}; {REDO}")
+        value = value.get(key)
+    return value
+
 
 def empty_results() -> pd.DataFrame:
     """A results frame with no rows and the schema's dtypes."""
@@ -188,17 +259,10 @@ def read_results(paths: Iterable[Path], *, source: bool = False) -> pd.DataFrame
     frames = []
     for path in paths:
         path = Path(path)
-        try:
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except FileNotFoundError:
-            raise PCLError(f"result file {path} not found; run the evaluation that writes it") from None
-        except pd.errors.EmptyDataError:
-            raise PCLError(f"result file {path} is empty (no header); delete it and re-run the evaluation") from None
-        except pd.errors.ParserError as exc:
-            raise PCLError(f"result file {path} is not valid CSV ({exc}); delete it and re-run the evaluation") from None
+        raw = _read_csv(path)
         missing = [c for c in RESULT_COLUMNS if c not in raw.columns]
         if missing:
-            raise PCLError(f"result file {path} lacks column(s) {', '.join(missing)}; regenerate it with the current harness")
+            raise PCLError(f"result file {path} lacks column(s) {', '.join(missing)} (not a result file of this harness?); {REDO}")
         keep = [*RESULT_COLUMNS, *[c for c in OPTIONAL_COLUMNS if c in raw.columns]]
         frame = _coerce(raw[keep], path)
         _check_values(frame, path)
@@ -227,8 +291,9 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     purpose: a failed image must not be skipped silently.  Rows of several seeds of one experiment
     (column ``seed``: training seeds, or NLSN's inference seed) are averaged per seed first, then
     across seeds: ``n_seeds`` counts them, ``<metric>_seed_sd`` is the sample standard deviation of
-    the seed means (NaN for one seed), and ``n_images`` is the smallest image count of a seed, so a
-    seed that misses images marks the set partial.
+    the seed means (NaN for one seed), and ``n_images`` is the smallest count of DISTINCT images of
+    a seed, so a seed that misses images marks the set partial, and so does a duplicated row (the
+    rows of a set with one image twice and another missing must not pass as a full set).
     """
     metrics = [c for c in ("psnr", "ssim", *OPTIONAL_COLUMNS) if c in df.columns]
     spreads = [f"{m}_seed_sd" for m in metrics]
@@ -239,7 +304,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     seeded = df.assign(_seed=df["seed"].astype("string").fillna("") if "seed" in df.columns else "")
     per_seed = seeded.groupby([*keys, "_seed"], dropna=False, sort=True)
     means = per_seed[metrics].agg(lambda s: s.mean(skipna=False))
-    means["n_images"] = per_seed.size()
+    means["n_images"] = per_seed["image"].nunique(dropna=False) if "image" in df.columns else per_seed.size()
     grouped = means.reset_index().groupby(keys, dropna=False, sort=True)
     out = grouped[metrics].agg(lambda s: s.mean(skipna=False))
     out["n_images"] = grouped["n_images"].min()

@@ -12,7 +12,6 @@ supported when all its cells are, contradicted when any is, and otherwise not si
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import pandas as pd
 from pcl.errors import PCLError
 from pcl.report.gains import GAIN_TIERS, find_pairings, per_image_gains
 from pcl.report.gains_report import ATTRIBUTION_NOTE, DIGITS, cell_text
+from pcl.report.results import sidecar_field
 from pcl.report.stats import BOOTSTRAP_DRAWS, BOOTSTRAP_SEED, bootstrap_interval
 from pcl.yamlio import read_yaml
 
@@ -195,7 +195,7 @@ def _released_equals_control(results_dir: Path | None) -> list[tuple[str, str, b
         twin = sidecar.parents[2] / f"{backbone}-control" / sidecar.parts[-2] / sidecar.name
         if not twin.is_file() or any(o[:2] == (tier, backbone) for o in out):
             continue
-        a, b = (json.loads(p.read_text()).get("checkpoint", {}).get("sha256") for p in (sidecar, twin))
+        a, b = (sidecar_field(p, "checkpoint", "sha256") for p in (sidecar, twin))  # PCLError naming a damaged one
         if a and b:
             out.append((tier, backbone, a == b))
     return out
