@@ -2,7 +2,8 @@
 
 Exit codes: 0 success (or already complete), 1 the run failed (NaN/inf loss, out of memory, a
 stop signal; the last good checkpoint is kept), 2 a bad input (unknown experiment, schema error,
-missing data).  Why imports stay inside the command: building the ``pcl`` parser must not pay for
+missing data, a damaged file of the run directory) or a run directory that another trainer holds
+(``<run-dir>/.trainer.lock``, ``pcl.train.lock``).  Why imports stay inside the command: building the ``pcl`` parser must not pay for
 torch, and ``pcl.train`` never imports the CLI.
 """
 

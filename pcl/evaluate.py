@@ -11,8 +11,11 @@ A method is a *predictor*: a function from an LR uint8 image to an SR uint8 imag
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -169,37 +172,73 @@ def evaluate_folder(
         missing = sorted(set(save_only) - stems)
         if missing:
             raise PCLError(f"--save-sr-images {', '.join(missing)}: not in {hr_dir} (its images: {', '.join(sorted(stems))})")
-    for pair in iter_pairs(Path(hr_dir), scale=scale, lr_dir=lr_dir):
-        t0 = time.perf_counter()
-        sr = predictor(pair.lr)
-        psnr, ssim = evaluate_pair(sr, _mod_crop(pair.hr, scale), scale=scale, protocol=protocol)
-        more = extra.score(sr, pair.hr) if extra is not None else {}
-        if save_sr is not None and (save_only is None or pair.name in save_only):
-            from pcl.data.images import write_png
-
-            write_png(Path(save_sr) / f"{pair.name}.png", sr)
-        log.debug("%s %s: %.4f dB %.5f (%.2fs)", dataset, pair.name, psnr, ssim, time.perf_counter() - t0)
-        rows.append(
-            {
-                "tier": ident["tier"],
-                "experiment": ident["experiment"],
-                "backbone": ident["backbone"],
-                "method": ident["method"],
-                "dataset": dataset,
-                "image": pair.name,
-                "scale": scale,
-                "protocol": protocol,
-                "psnr": psnr,
-                "ssim": ssim,
-                "height": pair.hr.shape[0],
-                "width": pair.hr.shape[1],
-                "channels": 1 if pair.hr.ndim == 2 else pair.hr.shape[2],
-                "seed": ident["seed"],
-                "run_id": ident["run_id"],
-                **more,
-            }
-        )
+    with _staged_images(save_sr) as staging:
+        for pair in iter_pairs(Path(hr_dir), scale=scale, lr_dir=lr_dir):
+            rows.append(_score_pair(predictor, pair, dataset=dataset, scale=scale, protocol=protocol,
+                                    ident=ident, extra=extra,
+                                    keep=staging if save_only is None or pair.name in save_only else None))
     return rows
+
+
+@contextmanager
+def _staged_images(save_sr: Path | None) -> Iterator[Path | None]:
+    """A staging folder for the SR images, moved into ``save_sr`` only once every image has scored.
+
+    Why: a model that turns non-finite (or an image that fails) half-way through a set must leave
+    no SR images behind that look like the output of a scored model.
+    """
+    if save_sr is None:
+        yield None
+        return
+    from pcl.atomic import make_temp_dir
+
+    target = Path(save_sr)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = make_temp_dir(target.parent, f".{target.name}.staging-")
+    try:
+        yield staging
+        target.mkdir(exist_ok=True)
+        for png in sorted(staging.iterdir()):
+            os.replace(png, target / png.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _score_pair(predictor: Predictor, pair: Pair, *, dataset: str, scale: int, protocol: str,
+                ident: dict[str, str], extra: MetricSuite | None, keep: Path | None) -> dict:
+    """One result row; the SR image goes to ``keep`` (a staging folder) when given."""
+    from pcl.inference.predictor import NonFiniteOutput
+
+    t0 = time.perf_counter()
+    try:
+        sr = predictor(pair.lr)
+    except NonFiniteOutput as exc:
+        raise exc.named(pair.name) from None
+    psnr, ssim = evaluate_pair(sr, _mod_crop(pair.hr, scale), scale=scale, protocol=protocol)
+    more = extra.score(sr, pair.hr) if extra is not None else {}
+    if keep is not None:
+        from pcl.data.images import write_png
+
+        write_png(keep / f"{pair.name}.png", sr)
+    log.debug("%s %s: %.4f dB %.5f (%.2fs)", dataset, pair.name, psnr, ssim, time.perf_counter() - t0)
+    return {
+        "tier": ident["tier"],
+        "experiment": ident["experiment"],
+        "backbone": ident["backbone"],
+        "method": ident["method"],
+        "dataset": dataset,
+        "image": pair.name,
+        "scale": scale,
+        "protocol": protocol,
+        "psnr": psnr,
+        "ssim": ssim,
+        "height": pair.hr.shape[0],
+        "width": pair.hr.shape[1],
+        "channels": 1 if pair.hr.ndim == 2 else pair.hr.shape[2],
+        "seed": ident["seed"],
+        "run_id": ident["run_id"],
+        **more,
+    }
 
 
 def evaluate_model(

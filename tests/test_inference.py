@@ -280,7 +280,7 @@ def test_evaluate_nlsn_records_the_seed(tmp_path: Path, set5_dir: Path, capsys) 
     hr = tmp_path / "hr"
     hr.mkdir()
     (hr / "bird.png").write_bytes((set5_dir / "bird.png").read_bytes())
-    out = tmp_path / "nlsn.csv"
+    out = tmp_path / "rows" / "nlsn.csv"  # beside the checkpoint, its nlsn.json sidecar would be the checkpoint's
     code, err = _evaluate(capsys, "--model", "nlsn", "--checkpoint", str(ckpt), "--hr-dir", str(hr), "--dataset", "Set5",
                           "--seed", "7", "--out", str(out))
     assert code == 0, err

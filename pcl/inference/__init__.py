@@ -10,7 +10,7 @@ rotations drawn in every forward (docs/backbones.md §6.3).
   ``InferenceSettings``;
 * :mod:`pcl.inference.forward`: tiling, the official chop and the x8 self-ensemble;
 * :mod:`pcl.inference.predictor`: ``ModelPredictor`` (value path, precision, timing) and the
-  results sidecar;
+  results sidecar, and the refusal of NaN/inf outputs (``NonFiniteOutput``);
 * :mod:`pcl.inference.loading`: building a network and strictly loading its checkpoint.
 """
 
@@ -25,7 +25,16 @@ from pcl.inference.forward import (
     forward_tiled,
 )
 from pcl.inference.loading import SR_MODELS, LoadedModel, load_model
-from pcl.inference.predictor import ModelPredictor, device_name, image_to_tensor, tensor_to_image, write_sidecar
+from pcl.inference.predictor import (
+    SOURCE_ATTR,
+    ModelPredictor,
+    NonFiniteOutput,
+    check_finite_output,
+    device_name,
+    image_to_tensor,
+    tensor_to_image,
+    write_sidecar,
+)
 from pcl.inference.settings import (
     DEFAULT_GLOBAL_OVERLAP,
     PRECISIONS,
@@ -42,11 +51,14 @@ __all__ = [
     "CHOP_SHAVE",
     "DEFAULT_GLOBAL_OVERLAP",
     "PRECISIONS",
+    "SOURCE_ATTR",
     "SR_MODELS",
     "Forward",
     "InferenceSettings",
     "LoadedModel",
     "ModelPredictor",
+    "NonFiniteOutput",
+    "check_finite_output",
     "check_settings",
     "device_name",
     "forward_chop",

@@ -72,6 +72,16 @@ class LoadedModel:
 
 
 def load_model(name: str, checkpoint: str | Path) -> LoadedModel:
+    """Build the SR network ``name`` (or ``auto``), load ``checkpoint`` strictly, and tag the network
+    with the file (``SOURCE_ATTR``) so that a predictor built from it names the file in its errors."""
+    from pcl.inference.predictor import SOURCE_ATTR
+
+    loaded = _load_model(name, checkpoint)
+    setattr(loaded.model, SOURCE_ATTR, str(loaded.checkpoint))
+    return loaded
+
+
+def _load_model(name: str, checkpoint: str | Path) -> LoadedModel:
     """Build the SR network ``name`` (or ``auto``) and strictly load ``checkpoint`` into it.
 
     * A harness checkpoint (``.safetensors`` with its ``<stem>.json`` sidecar) is rebuilt from the

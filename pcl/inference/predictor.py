@@ -8,6 +8,12 @@ rgb_range 255 rather than ``(u / 255) * 255``).  The network's official forward 
 ``torch.inference_mode`` (optionally under autocast), and the output is quantised as the official
 ``quantize`` helper does: ``* 255 / rgb_range``, clamp to [0, 255], round half to even, uint8.
 
+Non-finite outputs.  ``clamp`` keeps NaN and the uint8 cast turns it into 0, so a diverged
+network (NaN weights, an fp16 overflow) would otherwise give black images that are scored as a
+low but ordinary PSNR.  Every output is therefore checked before it is quantised, and a NaN or
+inf value is a ``NonFiniteOutput`` (a ``PCLError``) naming the checkpoint and the image, raised
+before the caller can score or save anything of that image.
+
 Record.  Every option that changed the outputs is written beside them: ``describe`` gives the
 settings and model facts, ``write_sidecar`` puts them in ``<csv stem>.json``.
 """
@@ -36,6 +42,47 @@ from pcl.inference.settings import (
 )
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: Attribute ``pcl.inference.load_model`` sets on the networks it loads: the checkpoint file, so
+#: that a predictor built from the network alone can name it in its messages.
+SOURCE_ATTR = "pcl_checkpoint"
+
+
+class NonFiniteOutput(PCLError):
+    """An SR output holds NaN or inf values: the model is broken, its numbers would be meaningless.
+
+    ``named(image)`` gives the same error with the image's name, for a caller that knows it
+    (the predictor only sees pixels, and numbers the images it was given).
+    """
+
+    def __init__(self, *, source: str, image: str, bad: int, total: int, precision: str = "fp32") -> None:
+        self.source, self.image, self.bad, self.total, self.precision = source, image, bad, total, precision
+        hint = "" if precision == "fp32" else f" or rerun with --precision fp32 (this run used {precision})"
+        super().__init__(
+            f"{source}: the SR output of {image} has {bad} of {total} values NaN or inf, so the model is not "
+            f"scored (its numbers and images would be meaningless); check those weights (a diverged training run "
+            f"or a damaged file){hint}"
+        )
+
+    def __reduce__(self):  # keyword-only fields: rebuilt the same way when a worker process sends it back
+        return (_non_finite_output, (self.source, self.image, self.bad, self.total, self.precision))
+
+    def named(self, name: str) -> "NonFiniteOutput":
+        """This error with the image called ``name`` (its position stays in the message)."""
+        return NonFiniteOutput(source=self.source, image=f"image {name} ({self.image})", bad=self.bad,
+                               total=self.total, precision=self.precision)
+
+
+def _non_finite_output(source: str, image: str, bad: int, total: int, precision: str) -> NonFiniteOutput:
+    return NonFiniteOutput(source=source, image=image, bad=bad, total=total, precision=precision)
+
+
+def check_finite_output(sr: Tensor, *, source: str, image: str, precision: str = "fp32") -> None:
+    """Raise ``NonFiniteOutput`` when ``sr`` holds a NaN or inf value (one reduction, no copy)."""
+    finite = torch.isfinite(sr)
+    if bool(finite.all()):
+        return
+    raise NonFiniteOutput(source=source, image=image, bad=int((~finite).sum()), total=int(sr.numel()),
+                          precision=precision)
 
 
 def image_to_tensor(lr: np.ndarray, *, value_scale: float = 1.0 / 255.0) -> Tensor:
@@ -52,7 +99,10 @@ def image_to_tensor(lr: np.ndarray, *, value_scale: float = 1.0 / 255.0) -> Tens
 
 
 def tensor_to_image(sr: Tensor, *, to_255: float = 255.0) -> np.ndarray:
-    """(1, 3, H, W) float -> uint8 (H, W, 3): ``* to_255``, clamp [0, 255], round half to even."""
+    """(1, 3, H, W) float -> uint8 (H, W, 3): ``* to_255``, clamp [0, 255], round half to even.
+
+    NaN survives the clamp and becomes 0: callers check the output first (``check_finite_output``).
+    """
     out = sr.detach().float().mul(to_255).clamp_(0.0, 255.0).round_()
     return out[0].permute(1, 2, 0).to(device="cpu", dtype=torch.uint8).numpy()
 
@@ -62,7 +112,9 @@ class ModelPredictor:
     """A ``Predictor`` (uint8 LR -> uint8 SR) around an SR network, with the chosen settings.
 
     Counts the images it processed and the seconds spent inside it (``images``, ``seconds``)
-    so that the caller can report throughput.
+    so that the caller can report throughput.  ``source`` names the weights in error messages
+    (default: the checkpoint ``load_model`` read, else ``name``); an output with NaN or inf values
+    raises ``NonFiniteOutput`` instead of being returned.
     """
 
     model: nn.Module
@@ -70,8 +122,12 @@ class ModelPredictor:
     name: str = "model"
     images: int = 0
     seconds: float = 0.0
+    source: str | None = None
 
     def __post_init__(self) -> None:
+        if self.source is None:
+            checkpoint = getattr(self.model, SOURCE_ATTR, None)
+            self.source = f"checkpoint {checkpoint}" if checkpoint else self.name
         self.settings = check_settings(self.model, self.settings, name=self.name)
         self.device = resolve_device(self.settings.device)
         self.model = self.model.to(self.device).eval()
@@ -116,7 +172,11 @@ class ModelPredictor:
     def __call__(self, lr: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
         x = image_to_tensor(lr, value_scale=self.rgb_range / 255.0)
-        sr = tensor_to_image(self.run(x), to_255=255.0 / self.rgb_range)
+        out = self.run(x)
+        height, width = x.shape[-2:]
+        check_finite_output(out, source=str(self.source), image=f"image #{self.images + 1} (LR {width}x{height})",
+                            precision=self.settings.precision)
+        sr = tensor_to_image(out, to_255=255.0 / self.rgb_range)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.seconds += time.perf_counter() - t0

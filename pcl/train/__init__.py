@@ -9,7 +9,9 @@ Modules, one concern each: ``catalog`` (the experiments), ``config`` (resolved s
 identity), ``data`` (prepared arrays and patch batches), ``schedules``, ``runtime`` (device,
 precision, DDP, failures), ``init`` (network, initial weights, PCL objective), ``state``
 (checkpoints, RNG streams, weights files), ``step`` (one iteration), ``validation``, ``runlog``
-(log.csv, TensorBoard), ``record`` (config.yaml, provenance.json) and ``loop`` (``Trainer``).
+(log.csv, TensorBoard), ``record`` (config.yaml, provenance.json, result.json), ``lock`` (one
+trainer per run directory, ``.trainer.lock``), ``failures`` (what a failed run keeps and says) and
+``loop`` (``Trainer``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,12 @@ so a checkpoint is only written after every loss since the previous one (and eve
 finite.  A non-finite loss stops the run with exit code 1 and keeps the last good checkpoint; an
 out-of-memory error reports the batch and patch that failed.  SIGTERM (a batch system's time
 limit) ends the current iteration, writes a checkpoint and exits with code 1.
+
+One trainer per run directory (``pcl.train.lock``): a second one exits with code 2 naming the
+first.  Before a session writes anything, the files it resumes from are read back and a damaged
+one is refused with one line (``pcl.train.record``, ``pcl.train.runlog``).  The weights are checked
+before every validation and a NaN or inf validation output stops the run, so ``best`` is only
+ever written from finite weights with a finite score.
 """
 
 from __future__ import annotations
@@ -30,11 +36,21 @@ import torch
 from pcl.atomic import atomic_write_text
 from pcl.device import device_description
 from pcl.errors import PCLError
+from pcl.inference.predictor import NonFiniteOutput
 from pcl.train.config import TrainOptions, run_identity
 from pcl.train.data import DataSpec, PatchBatches, PreparedData, make_loader, prepare_training_data
 from pcl.train.init import RunPlaces, build_objective, build_sr_model, load_initial_weights, wrap_for_training
-from pcl.train.record import run_provenance, sidecar_provenance, write_run_files
-from pcl.train.runlog import RunLog, progress_bar
+from pcl.train.failures import kept_text, oom_message, weights_finite
+from pcl.train.lock import RunLock, clear_staging
+from pcl.train.record import (
+    check_run_record,
+    read_result,
+    result_record,
+    run_provenance,
+    sidecar_provenance,
+    write_run_files,
+)
+from pcl.train.runlog import RunLog, progress_bar, read_log
 from pcl.train.runtime import (
     OOM_ERRORS,
     Distributed,
@@ -48,7 +64,6 @@ from pcl.train.state import (
     LAST,
     atomic_torch_save,
     check_identity,
-    checkpoint_iteration,
     load_training_state,
     restore_training_state,
     save_weights,
@@ -86,6 +101,7 @@ class Trainer:
         self.best: dict[str, Any] = {"psnr": None, "iteration": None}
         self.elapsed_before = 0.0
         self.sessions = 1
+        self.log_rows: list[dict[str, str]] | None = None  # log.csv rows kept on resume (read before any write)
         self.started = time.perf_counter()
 
     @property
@@ -107,16 +123,31 @@ class Trainer:
     # ------------------------------------------------------------------ setup
 
     def run(self) -> dict[str, Any]:
-        """Train (or resume, or recognise as complete) and return the result (``result.json``)."""
+        """Train (or resume, or recognise as complete) and return the result (``result.json``),
+        holding the run directory's lock throughout (the main process of a DDP run holds it)."""
+        lock = RunLock(self.run_dir) if self.dist.main else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            return self._run()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run(self) -> dict[str, Any]:
         self.runtime = setup_runtime(self.options, self.budget, self.dist)
-        result_path = self.run_dir / "result.json"
-        if self.last_path.is_file() and result_path.is_file():
-            done = json.loads(result_path.read_text(encoding="utf-8"))
-            if done.get("config_identity") == self.identity and int(done.get("iterations", -1)) == self.total:
+        done = read_result(self.run_dir / "result.json", self.last_path)
+        if self.dist.main:
+            check_run_record(self.run_dir, self.last_path)
+            for path in clear_staging(self.run_dir, self.checkpoint_dir):
+                self._say(f"removed {path}: the unfinished write of a trainer that was stopped")
+        if done is not None and self.last_path.is_file():
+            if done["config_identity"] == self.identity and done["iterations"] == self.total:
                 self._say(f"{self.config['experiment']} ({self.config['tier']}): already complete in {self.run_dir} "
                           f"({self.total} iterations); nothing to do")
                 return done
         data, start = self.setup(resume=True)
+        self.log_rows = read_log(self.run_dir / "log.csv", start, resume_from=str(self.last_path)) if self.dist.main else []
         if self.dist.main:
             write_run_files(self.run_dir, self.config, model_config=self.model_config,
                             method_config=self.objective.config.to_dict() if self.objective is not None else None,
@@ -207,7 +238,8 @@ class Trainer:
             loader = make_loader(self.batches(data), start=start, stop=self.total, workers=int(self.budget["workers"]),
                                  pin_memory=self.runtime.device.type == "cuda")
         self._say(self._header(start))
-        logger = RunLog(self.run_dir, start, enabled=self.dist.main, tensorboard=self.options.tensorboard)
+        logger = RunLog(self.run_dir, start, enabled=self.dist.main, tensorboard=self.options.tensorboard,
+                        rows=self.log_rows)
         bar = progress_bar(self.total, start, self.config["experiment"], enabled=self.options.progress and self.dist.main)
         acc = torch.zeros(4, device=self.runtime.device)
         n_acc = 0
@@ -225,7 +257,7 @@ class Trainer:
                     except OOM_ERRORS as exc:
                         if not is_out_of_memory(exc):
                             raise
-                        raise TrainingFailed(self._oom_message(iteration)) from None
+                        raise TrainingFailed(oom_message(iteration, self)) from None
                     n_acc += 1
                     done = iteration + 1
                     bar.update(1)
@@ -273,34 +305,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ failures
 
-    def _kept_checkpoint(self) -> Path | None:
-        return self.last_path if self.last_path.is_file() else None
-
-    def _oom_message(self, iteration: int) -> str:
-        patch = self.budget["lr_patch"]
-        return (f"out of memory at iteration {iteration + 1} of {self.config['experiment']} on {self.runtime.device}: "
-                f"batch {self.local_batch} per process, LR patch {patch}x{patch} (HR {self.hr_patch}x{self.hr_patch}), "
-                f"{self.runtime.precision}; lower --batch or the patch, or use bf16; the last good checkpoint is kept "
-                f"({self.last_path})")
+    def _kept_text(self) -> str:
+        return kept_text(self.last_path, self.checkpoint_dir / "best.safetensors", self.best.get("iteration"))
 
     def _check_finite(self, values: list[float], first: int, last: int) -> None:
         if all(math.isfinite(v) for v in values):
             return
-        kept = self._kept_checkpoint()
-        kept_text = (f"the last good checkpoint {kept} (iteration {checkpoint_iteration(kept)}) is kept; rerunning "
-                     "the command resumes from it") if kept else "no checkpoint had been written yet"
         raise TrainingFailed(
             f"{self.config['experiment']} ({self.config['tier']}): the loss became NaN or inf between iterations "
-            f"{first + 1} and {last} (mean loss terms {['%.4g' % v for v in values]}); the run stopped and {kept_text}. "
+            f"{first + 1} and {last} (mean loss terms {['%.4g' % v for v in values]}); the run stopped and "
+            f"{self._kept_text()}. "
             "Lower the learning rate, enable grad_clip, or check the training data"
         )
-
-    def _weights_finite(self) -> bool:
-        tensors = list(self.raw_model.parameters())
-        if self.objective is not None:
-            tensors += list(self.objective.embedding.parameters())
-        flags = torch.stack([torch.isfinite(t).all() for t in tensors])
-        return bool(flags.all().item())
 
     def _interrupted(self, done: int, acc: torch.Tensor, n_acc: int, window_start: int, signum: int) -> None:
         if n_acc:
@@ -313,10 +329,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation and files
 
+    def _diverged(self, done: int, what: str) -> TrainingFailed:
+        return TrainingFailed(f"{self.config['experiment']} ({self.config['tier']}): {what} by iteration {done}; the "
+                              f"run stopped and {self._kept_text()}. Lower the learning rate or enable grad_clip")
+
     def _validate_and_log(self, done: int, logger: RunLog) -> dict[str, Any] | None:
         if not self.dist.main:
             return None
-        result = validate(self.raw_model, self.validation, self.runtime.device, scale=self.scale)
+        if not weights_finite(self.raw_model, self.objective):
+            raise self._diverged(done, "the weights became NaN or inf (found before validating them)")
+        try:
+            result = validate(self.raw_model, self.validation, self.runtime.device, scale=self.scale,
+                              source=f"weights at iteration {done}")
+        except NonFiniteOutput as exc:
+            raise self._diverged(done, f"the validation output of {exc.image} had {exc.bad} of {exc.total} values NaN "
+                                       "or inf") from None
+        if math.isnan(result["psnr"]):
+            raise self._diverged(done, f"the validation PSNR became {result['psnr']}")
         previous = max(done - 1, 0)
         logger.write_validation(done, result, elapsed=self._elapsed(), lr=self.schedule.lr_at(previous),
                                 epoch=self.schedule.epoch_of(previous))
@@ -329,13 +358,8 @@ class Trainer:
     def _save_state(self, done: int) -> None:
         if not self.dist.main:
             return
-        if not self._weights_finite():
-            kept = self._kept_checkpoint()
-            raise TrainingFailed(
-                f"{self.config['experiment']}: weights became NaN or inf by iteration {done}; the run stopped"
-                + (f" and the last good checkpoint {kept} is kept" if kept else "")
-                + ". Lower the learning rate or enable grad_clip"
-            )
+        if not weights_finite(self.raw_model, self.objective):
+            raise self._diverged(done, "the weights became NaN or inf")
         state = training_state(
             run={"experiment": self.config["experiment"], "tier": self.config["tier"], "identity": self.identity},
             iteration=done, model=self.raw_model, optimizer=self.optimizer, objective=self.objective,
@@ -364,29 +388,12 @@ class Trainer:
                                                 arch="embedding", config=config)
         wall = self._elapsed()
         sidecar = json.loads((self.run_dir / "model.json").read_text(encoding="utf-8"))
-        result = {
-            "experiment": self.config["experiment"],
-            "tier": self.config["tier"],
-            "backbone": self.config["backbone"],
-            "method": self.config["method"],
-            "semantics": self.objective.config.semantics if self.objective is not None else None,
-            "cells": self.config.get("cells", []),
-            "iterations": done,
-            "complete": True,
-            "wall_seconds": round(wall, 3),
-            # over every session, validation and checkpointing included: what a user waits for
-            "it_per_s": round(done / wall, 3) if wall > 0 else None,
-            "sessions": self.sessions,
-            "seed": self.config["seed"],
-            "validation": final,
-            "best": self.best,
-            "model": model_path.name,
-            "model_sha256": sidecar["sha256"],
-            "embedding": embedding_path.name if embedding_path else None,
-            "data_manifest_sha256": data.content_sha256 if data is not None else None,
-            "config_identity": self.identity,
-            "provenance": self.provenance,
-        }
+        semantics = self.objective.config.semantics if self.objective is not None else None
+        result = result_record(self.config, semantics=semantics, done=done, wall=wall, sessions=self.sessions,
+                               final=final, best=self.best, model=model_path.name, model_sha256=sidecar["sha256"],
+                               embedding=embedding_path.name if embedding_path else None,
+                               data_sha256=data.content_sha256 if data is not None else None,
+                               identity=self.identity, provenance=self.provenance)
         atomic_write_text(self.run_dir / "result.json", json.dumps(result, indent=2) + "\n")
         if final is not None:
             self._say(f"{self.config['experiment']} [{self.config['tier']}]: {done} iterations in {wall:.1f} s; "

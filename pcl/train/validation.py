@@ -11,6 +11,10 @@ scores every model in the tables.  Two things are the trainer's own:
 * the random streams: validation runs under ``fork_rng`` with torch seeded once (NLSN draws
   random rotations in every forward), so training continues on exactly the streams it would have
   had without validating.
+
+A NaN or inf output is a ``pcl.inference.NonFiniteOutput`` naming ``source`` (the weights being
+validated) and the image: the black image NaN quantises to would otherwise score as an ordinary
+low PSNR and could be saved as the best weights.
 """
 
 from __future__ import annotations
@@ -58,9 +62,11 @@ def load_validation_set(dataset: str, *, scale: int, limit: int | None) -> Valid
     return load_validation(resource_path("benchmarks", dataset, "HR"), dataset=dataset, scale=scale, limit=limit)
 
 
-def validate(model: nn.Module, validation: ValidationSet, device: torch.device, *, scale: int) -> dict[str, Any]:
-    """Mean and per-image PSNR/SSIM of ``model`` on ``validation``; the model's mode is restored."""
-    from pcl.inference import InferenceSettings, ModelPredictor, tensor_to_image
+def validate(model: nn.Module, validation: ValidationSet, device: torch.device, *, scale: int,
+             source: str = "model") -> dict[str, Any]:
+    """Mean and per-image PSNR/SSIM of ``model`` on ``validation``; the model's mode is restored.
+    ``source`` names the weights in the error raised for a NaN or inf output."""
+    from pcl.inference import InferenceSettings, ModelPredictor, check_finite_output, tensor_to_image
     from pcl.metrics import evaluate_pair
 
     was_training = model.training
@@ -73,7 +79,9 @@ def validate(model: nn.Module, validation: ValidationSet, device: torch.device, 
             for name, hr, lr in zip(validation.names, validation.hr, validation.lr):
                 batch = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None]
                 x = to_float(batch, device).mul_(predictor.rgb_range)
-                sr = tensor_to_image(predictor.run(x), to_255=255.0 / predictor.rgb_range)
+                out = predictor.run(x)
+                check_finite_output(out, source=source, image=f"{validation.dataset} image {name}")
+                sr = tensor_to_image(out, to_255=255.0 / predictor.rgb_range)
                 psnr, ssim = evaluate_pair(sr, hr, scale=scale, protocol="matlab")
                 rows.append({"image": name, "psnr": float(psnr), "ssim": float(ssim), "height": int(hr.shape[0]),
                              "width": int(hr.shape[1])})
