@@ -161,8 +161,8 @@ def _env(workdir: Path) -> dict[str, str]:
             "HOME": str(workdir), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
 
 
-def _script(name: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(REPO / "workflow" / "ci" / name)], capture_output=True, text=True,
+def _script(name: str, timeout: float, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "workflow" / "ci" / name), *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "PCL_SLURM_DIR": str(SLURM_DIR)})
 
 
@@ -175,13 +175,14 @@ def cluster(request):
                     "requirements/cluster.txt")
     started = time.monotonic()
     try:
-        up = _script("slurm-up.sh", timeout=900)
+        # PCL_SLURM_TEST=1 is the caller's consent to the changes slurm-up.sh makes (docs/cluster.md §8)
+        up = _script("slurm-up.sh", 900, "--i-know-this-changes-the-machine")
         TIMES["cluster up (slurm-up.sh, packages included when missing)"] = time.monotonic() - started
         assert up.returncode == 0, f"slurm-up.sh failed:\n{up.stdout[-3000:]}\n{up.stderr[-5000:]}"
         yield SLURM_DIR
     finally:
         started = time.monotonic()
-        down = _script("slurm-down.sh", timeout=300)
+        down = _script("slurm-down.sh", 300)
         TIMES["cluster down (slurm-down.sh)"] = time.monotonic() - started
         capture = request.config.pluginmanager.get_plugin("capturemanager")
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():

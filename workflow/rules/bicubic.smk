@@ -21,6 +21,7 @@ rule evaluate_bicubic:
     conda:
         ENV
     shell:
-        "{params.pcl} evaluate --model bicubic --tier bicubic --hr-dir {params.hr} "
-        "--lr-dir {params.lr} --dataset {wildcards.dataset} --scale {params.scale} "
-        "--protocol {wildcards.protocol} {params.metrics} {params.save_sr} --out {output.rows} 2>&1 | tee {log}"
+        "{params.pcl} evaluate --model bicubic --tier bicubic --hr-dir {params.hr:q} "
+        "--lr-dir {params.lr:q} --dataset {wildcards.dataset:q} --scale {params.scale:q} "
+        "--protocol {wildcards.protocol:q} {params.metrics:q} {params.save_sr:q} --out {output.rows:q} "
+        "2>&1 | tee {log:q}"

@@ -9,6 +9,8 @@ from pathlib import Path
 ROOT = Path(workflow.basedir)
 # `python -m pcl` with the checkout first on PYTHONPATH works both in the active venv (where the
 # package is installed editable) and in the conda env of a cluster run (dependencies only).
+# A command prefix, so rules give it unquoted (`{params.pcl}`); the checkout path in it is quoted
+# here. Every other value reaches a shell quoted: `{input:q}`, `{params.x:q}` (lists: word by word).
 PCL = f"PYTHONPATH={shlex.quote(str(ROOT))}:${{PYTHONPATH:-}} python -m pcl"
 ENV = str(ROOT / "workflow" / "envs" / "pcl.yaml")
 
@@ -76,12 +78,12 @@ def released_snapshot():
 
 
 RELEASED = released_present()
-RELEASED_OPTIONS = " ".join(
-    [
-        f"--device {shlex.quote(str(RELEASED_CFG['device']))}",
-        f"--precision {shlex.quote(str(RELEASED_CFG['precision']))}",
-        f"--seed {int(RELEASED_CFG['seed'])}",
-    ]
+# Options are lists of words: a rule's shell gives them as `{params.x:q}`, which quotes each word
+# on its own, so no value (a path with a space, a `;`) can split an argument or start a command.
+RELEASED_OPTIONS = (
+    ["--device", str(RELEASED_CFG["device"])]
+    + ["--precision", str(RELEASED_CFG["precision"])]
+    + ["--seed", str(int(RELEASED_CFG["seed"]))]
     + (["--chop"] if RELEASED_CFG["chop"] else [])
     + (["--self-ensemble"] if RELEASED_CFG["self_ensemble"] else [])
 )
@@ -223,10 +225,11 @@ def run_file(tier, experiment, name="model.safetensors"):
 
 def evaluated_as(tier, run):
     """`--experiment NAME` of a run's evaluation, with `--train-seed N` when the experiment has
-    several seeds at ``tier`` (rows then carry the seed; tables and gains average over seeds)."""
+    several seeds at ``tier`` (rows then carry the seed; tables and gains average over seeds).
+    A list of words, for `{params.x:q}`."""
     experiment, seed = run_of(CATALOG, tier, run)
     several = len(experiment.seeds(tier)) > 1
-    return f"--experiment {experiment.name}" + (f" --train-seed {seed}" if several else "")
+    return ["--experiment", experiment.name] + (["--train-seed", str(seed)] if several else [])
 
 
 def _catalog_path(text):
@@ -296,7 +299,7 @@ def metrics_option(tier):
     if not WEIGHTS_PRESENT["alexnet"]:
         names = [m for m in names if m != "lpips"]
     listed = ",".join(["psnr", "ssim", *[m for m in names if m not in ("psnr", "ssim")]])
-    return f"--metrics {listed}"
+    return ["--metrics", listed]
 
 
 def weights_snapshot():
@@ -318,23 +321,23 @@ FIGURE_TIERS = [t for t in FIGURES["tiers"] if t in TIERS]
 
 def save_sr_option(tier, experiment, protocol, dataset):
     """`--save-sr DIR --save-sr-images A,B` for the images a figure shows (in the first protocol of
-    the tier only: the SR image does not depend on the protocol), else nothing."""
+    the tier only: the SR image does not depend on the protocol), else nothing. A list of words."""
     protocols = PROTOCOLS if tier == "bicubic" else (RELEASED_CFG["protocols"] if tier == "released" else tier_setting(tier, "protocols"))
     wanted = tier == "bicubic" or tier in FIGURE_TIERS
     if not wanted or dataset not in FIGURE_DATASETS or protocol != protocols[0]:
-        return ""
+        return []
     names = ",".join(item["image"] for item in FIGURES["images"] if item["dataset"] == dataset)
-    return f"--save-sr results/{tier}/{experiment}/sr/{dataset} --save-sr-images {names}"
+    return ["--save-sr", f"results/{tier}/{experiment}/sr/{dataset}", "--save-sr-images", names]
 
 
 def figure_image_args():
-    """`--image DATASET/IMAGE[@X,Y,SIZE]` of `pcl figures` (the HR folders come from benchmarks.json)."""
+    """`--image DATASET/IMAGE[@X,Y,SIZE]` of `pcl figures` (the HR folders come from benchmarks.json),
+    as a list of words."""
     args = []
     for item in FIGURES["images"]:
         crop = f"@{','.join(str(v) for v in item['crop'])}" if item.get("crop") else ""
-        name = f"{item['dataset']}/{item['image']}{crop}"
-        args.append(f"--image {shlex.quote(name)}")
-    return " ".join(args)
+        args += ["--image", f"{item['dataset']}/{item['image']}{crop}"]
+    return args
 
 
 # Tables of the trained tiers whose numbers mean something (reports/tables/<tier>.md): mini etc.
@@ -351,8 +354,8 @@ REAL_MODELS = (
     if REAL_DIR.is_dir() and "mini" in TRAIN_TIERS
     else {}
 )
-REAL_OPTION = " ".join(
-    [f"--real-dir {shlex.quote(str(REAL_DIR))}", *(f"--real-model {shlex.quote(f'{k}={v}')}" for k, v in REAL_MODELS.items())]
+REAL_OPTION = (
+    ["--real-dir", str(REAL_DIR), *(w for k, v in REAL_MODELS.items() for w in ("--real-model", f"{k}={v}"))]
     if REAL_MODELS
     else []
 )

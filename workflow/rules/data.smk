@@ -7,17 +7,17 @@ checkpoint discover_benchmarks:
     params:
         pcl=PCL,
         root=lambda w, output: str(Path(output[0]).parent),
-        names=" ".join(config["benchmarks"]),
-        shipped=" ".join(f"{k}={v}" for k, v in config["shipped_benchmarks"].items()),
-        download="--download" if config["download"]["enabled"] else "",
+        names=list(config["benchmarks"]),
+        shipped=[f"{k}={v}" for k, v in config["shipped_benchmarks"].items()],
+        download=["--download"] if config["download"]["enabled"] else [],
         present=present_benchmarks_at_parse(),
     log:
         "logs/discover_benchmarks.log",
     conda:
         ENV
     shell:
-        "{params.pcl} datasets --root {params.root} --names {params.names} "
-        "--shipped {params.shipped} {params.download} --json {output} 2>&1 | tee {log}"
+        "{params.pcl} datasets --root {params.root:q} --names {params.names:q} "
+        "--shipped {params.shipped:q} {params.download:q} --json {output:q} 2>&1 | tee {log:q}"
 
 
 rule prepare_benchmark:
@@ -35,8 +35,8 @@ rule prepare_benchmark:
     conda:
         ENV
     shell:
-        "{params.pcl} prepare --dataset {wildcards.dataset} --hr-dir {params.hr} "
-        "--out-dir {params.out} --scale {params.scale} 2>&1 | tee {log}"
+        "{params.pcl} prepare --dataset {wildcards.dataset:q} --hr-dir {params.hr:q} "
+        "--out-dir {params.out:q} --scale {params.scale:q} 2>&1 | tee {log:q}"
 
 
 rule div2k_lr_check:
@@ -55,5 +55,5 @@ rule div2k_lr_check:
     conda:
         ENV
     shell:
-        "{params.pcl} prepare --dataset DIV2K --hr-dir {params.hr} --compare-lr {params.lr} "
-        "--scale {params.scale} --out-dir {params.out} 2>&1 | tee {log}"
+        "{params.pcl} prepare --dataset DIV2K --hr-dir {params.hr:q} --compare-lr {params.lr:q} "
+        "--scale {params.scale:q} --out-dir {params.out:q} 2>&1 | tee {log:q}"

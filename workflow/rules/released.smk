@@ -18,7 +18,7 @@ rule released_status:
     conda:
         ENV
     shell:
-        "{params.pcl} checkpoints list --config {input.registry} --out {output} > {log} 2>&1"
+        "{params.pcl} checkpoints list --config {input.registry:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate_released:
@@ -46,10 +46,11 @@ rule evaluate_released:
     conda:
         ENV
     shell:
-        "{params.pcl} evaluate --model {params.model} --checkpoint {input.checkpoint} --tier released "
-        "--method {params.method} --experiment {wildcards.experiment} --hr-dir {params.hr} "
-        "--lr-dir {params.lr} --dataset {wildcards.dataset} --scale {params.scale} "
-        "--protocol {wildcards.protocol} {params.options} {params.metrics} {params.save_sr} --out {output.rows} 2>&1 | tee {log}"
+        "{params.pcl} evaluate --model {params.model:q} --checkpoint {input.checkpoint:q} --tier released "
+        "--method {params.method:q} --experiment {wildcards.experiment:q} --hr-dir {params.hr:q} "
+        "--lr-dir {params.lr:q} --dataset {wildcards.dataset:q} --scale {params.scale:q} "
+        "--protocol {wildcards.protocol:q} {params.options:q} {params.metrics:q} {params.save_sr:q} "
+        "--out {output.rows:q} 2>&1 | tee {log:q}"
 
 
 rule weights_status:
@@ -65,4 +66,4 @@ rule weights_status:
     conda:
         ENV
     shell:
-        "{params.pcl} weights list --out {output} > {log} 2>&1"
+        "{params.pcl} weights list --out {output:q} > {log:q} 2>&1"

@@ -30,7 +30,7 @@ rule catalog_cells:
     conda:
         ENV
     shell:
-        "{params.pcl} catalog cells --catalog {input.catalog} --out {output} 2>&1 | tee {log}"
+        "{params.pcl} catalog cells --catalog {input.catalog:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
 rule tables:
@@ -53,8 +53,9 @@ rule tables:
     conda:
         ENV
     shell:
-        "{params.pcl} tables --results {input.static} {input.discovered} --cells {input.cells} --out-dir {params.out_dir} "
-        "--figures-dir reports/figures --runs-root {params.runs} --gains {input.gains} 2>&1 | tee {log}"
+        "{params.pcl} tables --results {input.static:q} {input.discovered:q} --cells {input.cells:q} "
+        "--out-dir {params.out_dir:q} --figures-dir reports/figures --runs-root {params.runs:q} "
+        "--gains {input.gains:q} 2>&1 | tee {log:q}"
 
 
 rule gains:
@@ -85,8 +86,8 @@ rule gains:
     conda:
         ENV
     shell:
-        "{params.pcl} gains --results {input.static} {input.discovered} --out-dir {params.out_dir} "
-        "--figures-dir {params.figures} 2>&1 | tee {log}"
+        "{params.pcl} gains --results {input.static:q} {input.discovered:q} --out-dir {params.out_dir:q} "
+        "--figures-dir {params.figures:q} 2>&1 | tee {log:q}"
 
 
 rule verdict:
@@ -106,8 +107,8 @@ rule verdict:
     conda:
         ENV
     shell:
-        "{params.pcl} verdict --results {input.static} {input.discovered} --gains {input.gains} --cells {input.cells} "
-        "--claims {input.claims} --out {output} 2>&1 | tee {log}"
+        "{params.pcl} verdict --results {input.static:q} {input.discovered:q} --gains {input.gains:q} "
+        "--cells {input.cells:q} --claims {input.claims:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
 rule figures:
@@ -128,8 +129,8 @@ rule figures:
     params:
         pcl=PCL,
         images=figure_image_args(),
-        tiers=" ".join(FIGURE_TIERS) or "none",
-        curve_tiers=" ".join(t for t in TRAIN_TIERS if t != "smoke") or "none",
+        tiers=FIGURE_TIERS or ["none"],
+        curve_tiers=[t for t in TRAIN_TIERS if t != "smoke"] or ["none"],
         crop=FIGURES["crop_size"],
         runs=RUN_ROOT,
         real=REAL_OPTION,
@@ -138,10 +139,10 @@ rule figures:
     conda:
         ENV
     shell:
-        "{params.pcl} figures --results {input.static} {input.discovered} --runs-root {params.runs} {params.images} "
-        "--benchmarks-json {input.benchmarks} "
-        "--tiers {params.tiers} --curve-tiers {params.curve_tiers} --crop-size {params.crop} {params.real} "
-        "--out-dir {output} 2>&1 | tee {log}"
+        "{params.pcl} figures --results {input.static:q} {input.discovered:q} --runs-root {params.runs:q} "
+        "{params.images:q} --benchmarks-json {input.benchmarks:q} "
+        "--tiers {params.tiers:q} --curve-tiers {params.curve_tiers:q} --crop-size {params.crop:q} {params.real:q} "
+        "--out-dir {output:q} 2>&1 | tee {log:q}"
 
 
 rule check:
@@ -163,9 +164,9 @@ rule check:
     conda:
         ENV
     shell:
-        "{params.pcl} check --results {input.static} {input.discovered} --cells {input.cells} --tolerances {params.tolerances} "
-        "--deviations {params.deviations} --gains {input.gains} --verdict {input.verdict} --claims {input.claims} "
-        "--out {output} 2>&1 | tee {log}"
+        "{params.pcl} check --results {input.static:q} {input.discovered:q} --cells {input.cells:q} "
+        "--tolerances {params.tolerances:q} --deviations {params.deviations:q} --gains {input.gains:q} "
+        "--verdict {input.verdict:q} --claims {input.claims:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
 PAGES = {
@@ -197,4 +198,4 @@ rule pages:
     conda:
         ENV
     shell:
-        "{params.pcl} pages {input} --out-dir reports/html 2>&1 | tee {log}"
+        "{params.pcl} pages {input:q} --out-dir reports/html 2>&1 | tee {log:q}"

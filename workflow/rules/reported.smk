@@ -14,4 +14,4 @@ rule ingest_released_logs:
     conda:
         ENV
     shell:
-        "{params.pcl} ingest-logs --logs-dir {params.logs_dir} --out-dir {output} 2>&1 | tee {log}"
+        "{params.pcl} ingest-logs --logs-dir {params.logs_dir:q} --out-dir {output:q} 2>&1 | tee {log:q}"

@@ -30,7 +30,7 @@ rule download_div2k:
     conda:
         ENV
     shell:
-        "{params.pcl} download --dataset DIV2K --root {params.root} --json {output} 2>&1 | tee {log}"
+        "{params.pcl} download --dataset DIV2K --root {params.root:q} --json {output:q} 2>&1 | tee {log:q}"
 
 
 rule train:
@@ -57,7 +57,7 @@ rule train:
             + f"torchrun --standalone --nproc_per_node={resources.gpu} -m pcl"
         ),
         process_threads=lambda w, threads, resources: max(1, threads // max(1, resources.gpu)),
-        deterministic=lambda w: "--deterministic" if tier_setting(w.tier, "device") == "cpu" else "",
+        deterministic=lambda w: ["--deterministic"] if tier_setting(w.tier, "device") == "cpu" else [],
     threads: lambda w: tier_setting(w.tier, "threads")
     resources:
         gpu=lambda w: tier_setting(w.tier, "gpus"),
@@ -72,11 +72,11 @@ rule train:
     shell:
         "trap 'echo \"train: SIGTERM, waiting for the trainer to checkpoint\" >&2' TERM; "
         "echo \"train on $(hostname): CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES-}} "
-        "SLURM_JOB_ID=${{SLURM_JOB_ID-}}\" > {log}; "
-        "{params.launch} train --experiment {wildcards.experiment} --tier {wildcards.tier} "
-        "--run-dir {params.run_dir} --catalog {params.catalog} --device {params.device} {params.deterministic} "
-        "--threads {params.process_threads} --data-cache {params.cache} --no-progress "
-        "2>&1 | (trap '' TERM; exec tee -a {log})"
+        "SLURM_JOB_ID=${{SLURM_JOB_ID-}}\" > {log:q}; "
+        "{params.launch} train --experiment {wildcards.experiment:q} --tier {wildcards.tier:q} "
+        "--run-dir {params.run_dir:q} --catalog {params.catalog:q} --device {params.device:q} "
+        "{params.deterministic:q} --threads {params.process_threads:q} --data-cache {params.cache:q} --no-progress "
+        "2>&1 | (trap '' TERM; exec tee -a {log:q})"
 
 
 rule evaluate_trained:
@@ -108,7 +108,8 @@ rule evaluate_trained:
     conda:
         ENV
     shell:
-        "{params.pcl} evaluate --model auto --checkpoint {input.model} --tier {wildcards.tier} "
-        "--method {params.method} {params.experiment} --hr-dir {params.hr} "
-        "--lr-dir {params.lr} --dataset {wildcards.dataset} --scale {params.scale} "
-        "--protocol {wildcards.protocol} --device {params.device} {params.metrics} {params.save_sr} --out {output.rows} 2>&1 | tee {log}"
+        "{params.pcl} evaluate --model auto --checkpoint {input.model:q} --tier {wildcards.tier:q} "
+        "--method {params.method:q} {params.experiment:q} --hr-dir {params.hr:q} "
+        "--lr-dir {params.lr:q} --dataset {wildcards.dataset:q} --scale {params.scale:q} "
+        "--protocol {wildcards.protocol:q} --device {params.device:q} {params.metrics:q} {params.save_sr:q} "
+        "--out {output.rows:q} 2>&1 | tee {log:q}"
