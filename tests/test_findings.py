@@ -41,8 +41,16 @@ def test_gains_verdict_pages_end_to_end(logs: Path, tmp_path: Path, capsys) -> N
                  "--results-dir", str(logs)]) == 0
     report = CheckReport()
     check_gains_file(read_results(sorted(logs.rglob("*.csv"))), tables / "gains.csv", report)
-    check_verdict_file(tmp_path / "v.md", load_claims(Path("config/claims.yaml")), report)
+    check_verdict_file(tmp_path / "v.md", load_claims(Path("config/claims.yaml")), report,
+                       results=read_results(sorted(logs.rglob("*.csv"))), gains_csv=tables / "gains.csv")
     assert [i.status for i in report.items] == ["ok", "ok"], [i.detail for i in report.items]
+    # gains.csv carries each cell's minimum detectable effect and says the logs have one seed (spread unknown)
+    assert gains["mde"].notna().all() and gains["seed_sd"].isna().all() and set(gains["resampled"]) == {"images"}
+    text = (tmp_path / "v.md").read_text()
+    # docs/method.md §8.2: the logs give +0.141 dB for NLSN's five-set mean, the paper prints 0.16
+    assert "- **nlsn-mean-gain**: printed value not reproduced." in text
+    assert "- **table4-config3-best**: contradicted." in text  # table4.csv: config 3 loses 3 of its 20 PSNR comparisons
+    assert "| gain [95% CI] | MDE | improved |" in text
     assert main(["pages", str(tables / "gains.md"), str(tmp_path / "v.md"), "--out-dir", str(tmp_path / "html")]) == 0
     page = (tmp_path / "html" / "v.html").read_text()
     assert "<h1>Verdict on the paper" in page and "<table>" in page

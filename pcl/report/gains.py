@@ -10,7 +10,11 @@ Wilcoxon signed-rank p-value, the images improved, and Holm-adjusted p-values wi
 Sign: a gain is always "better is positive": ``pcl - other`` for PSNR/SSIM, ``other - pcl`` for
 LPIPS and NIQE, where lower is better.  Images are paired by normalised name (lower case, ``_``
 removed: the released logs say ``img001``, the installed Urban100 ``img_001``).  Several seeds of
-one experiment are averaged per image first (their spread is reported as ``seed_sd``).
+one experiment are averaged per image for the mean, the Wilcoxon test and the MDE; the interval
+resamples seeds and then images (``pcl.report.stats.hierarchical_interval``) so that training
+variance enters it.  Both arms must have run the same seeds, paired seed by seed; an arm with no
+training seed (weights evaluated as given, e.g. the official ones) is a fixed reference for every
+seed of the other.  With one seed the training variance is unknown: ``seed_sd`` is left empty.
 """
 
 from __future__ import annotations
@@ -30,7 +34,11 @@ from pcl.report.stats import BOOTSTRAP_DRAWS, BOOTSTRAP_SEED, gain_stats, holm
 GAIN_COLUMNS: tuple[str, ...] = (
     "tier", "protocol", "comparison", "kind", "backbone", "dataset", "metric", "n", "mean_gain", "ci_low", "ci_high",
     "p_value", "p_holm", "improved", "mean_pcl", "mean_other", "n_seeds", "seed_sd", "draws", "bootstrap_seed",
+    "mde", "sd_diff", "seeds", "resampled",
 )
+"""``mde``: minimum detectable effect at 80% power (``pcl.report.stats.mde``); ``sd_diff``: sd of the
+per-image gains; ``seeds``: the training seeds both arms ran (``;``-joined, empty when none was
+recorded); ``resampled``: ``images`` or ``seeds+images`` (what the interval resamples)."""
 LOWER_IS_BETTER: frozenset[str] = frozenset({"lpips", "niqe", "niqe_y"})
 #: Trained tiers whose numbers mean something (smoke runs are plumbing: no gains from them).
 GAIN_TIERS: frozenset[str] = frozenset(TRAINED_TIERS) - {"smoke"}
@@ -59,16 +67,32 @@ class Pairing:
     """index: normalised image name; columns ``pcl``, ``other`` (seed-averaged)."""
     n_seeds: int
     seed_sd: float
+    """sd over seeds of the +PCL arm's set means; NaN with one seed (training variance unknown)."""
+    seeds: tuple[str, ...] = ()
+    by_seed: pd.DataFrame | None = None
+    """Per-seed gains before the metric's sign: rows = seed, columns = image (``pcl - other``)."""
 
 
-def _per_image(rows: pd.DataFrame, metric: str) -> tuple[pd.Series, int, float]:
-    """Seed-averaged value per normalised image name, the number of seeds and the sd of set means."""
+def _seed_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """seed key x normalised image name -> value (seed key "" where no training seed was recorded)."""
     frame = rows.assign(key=rows["image"].map(normalise_image_name), seed_key=rows["seed"].astype("string").fillna(""))
-    by_seed = frame.groupby(["seed_key", "key"])[metric].mean()
-    seeds = frame["seed_key"].nunique()
-    set_means = by_seed.groupby(level=0).mean()
-    sd = float(set_means.std(ddof=1)) if seeds > 1 else 0.0
-    return by_seed.groupby(level=1).mean(), int(seeds), sd
+    return frame.groupby(["seed_key", "key"])[metric].mean().unstack("key")
+
+
+def _seed_sd(table: pd.DataFrame) -> float:
+    return float(table.mean(axis=1).std(ddof=1)) if len(table) > 1 else math.nan
+
+
+def _match_seeds(a: pd.DataFrame, b: pd.DataFrame, pcl_name: str, other: str, what: str) -> pd.DataFrame:
+    """``b`` aligned to ``a``'s seeds: equal seed sets pair seed by seed; an unseeded ``b`` is broadcast."""
+    seeds_a, seeds_b = list(a.index), list(b.index)
+    if sorted(seeds_a) == sorted(seeds_b):
+        return b.reindex(seeds_a)
+    if seeds_b == [""]:
+        return pd.DataFrame([b.iloc[0].to_numpy()] * len(seeds_a), index=seeds_a, columns=b.columns)
+    show = lambda s: "{" + ", ".join(x or "none" for x in s) + "}"  # noqa: E731
+    raise PCLError(f"{what}: {pcl_name} ran seeds {show(seeds_a)} but {other} ran {show(seeds_b)}; train and evaluate "
+                   "both experiments with the same seeds (config/experiments.yaml `seeds`) before comparing them")
 
 
 def _pair(a: pd.Series, b: pd.Series, what: str) -> pd.DataFrame:
@@ -82,6 +106,16 @@ def _pair(a: pd.Series, b: pd.Series, what: str) -> pd.DataFrame:
             parts.append(f"only in the other rows: {', '.join(missing_a[:10])}")
         raise PCLError(f"{what}: the two image sets differ ({'; '.join(parts)}); evaluate both on the same images")
     return pd.DataFrame({"pcl": a, "other": b.reindex(a.index)})
+
+
+def _require_complete(by_seed: pd.DataFrame, what: str) -> None:
+    """Every seed must have a value for every image: a hole would bias the seed resampling."""
+    holes = by_seed.isna()
+    if holes.to_numpy().any():
+        seed = holes.any(axis=1).idxmax()
+        images = list(by_seed.columns[holes.loc[seed].to_numpy()][:5])
+        raise PCLError(f"{what}: seed {seed or 'none'} has no value for {', '.join(images)}; evaluate every seed of "
+                       "both experiments on the same images")
 
 
 def find_pairings(results: pd.DataFrame) -> list[Pairing]:
@@ -104,11 +138,15 @@ def find_pairings(results: pd.DataFrame) -> list[Pairing]:
                 for metric in metrics:
                     if a_rows[metric].isna().all() or b_rows[metric].isna().all():
                         continue
-                    a, seeds_a, sd_a = _per_image(a_rows, metric)
-                    b, _, _ = _per_image(b_rows, metric)
                     what = f"{tier}/{protocol}/{dataset} {metric}: {pcl_name} vs {other}"
-                    out.append(Pairing(tier, protocol, dataset, metric, pcl_name, other, kind, backbone,
-                                       _pair(a, b, what), seeds_a, sd_a))
+                    ta, tb = _seed_table(a_rows, metric), _seed_table(b_rows, metric)
+                    values = _pair(ta.mean(axis=0), tb.mean(axis=0), what)
+                    tb = _match_seeds(ta, tb, pcl_name, other, what)
+                    by_seed = ta[values.index] - tb[values.index]
+                    _require_complete(by_seed, what)
+                    seeds = tuple(str(x) for x in ta.index if str(x))
+                    out.append(Pairing(tier, protocol, dataset, metric, pcl_name, other, kind, backbone, values,
+                                       len(ta), _seed_sd(ta), seeds, by_seed))
     return out
 
 
@@ -116,6 +154,14 @@ def per_image_gains(p: Pairing) -> pd.Series:
     """Gains of one pairing, positive = +PCL better (sign flipped for lower-is-better metrics)."""
     diff = p.values["pcl"] - p.values["other"]
     return -diff if p.metric in LOWER_IS_BETTER else diff
+
+
+def per_seed_gains(p: Pairing) -> np.ndarray | None:
+    """Seeds x images gains with the sign of ``per_image_gains`` (None without per-seed data)."""
+    if p.by_seed is None:
+        return None
+    g = p.by_seed.to_numpy(dtype=np.float64)
+    return -g if p.metric in LOWER_IS_BETTER else g
 
 
 def compute_gains(results: pd.DataFrame, *, draws: int = BOOTSTRAP_DRAWS, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
@@ -127,13 +173,15 @@ def compute_gains(results: pd.DataFrame, *, draws: int = BOOTSTRAP_DRAWS, seed: 
             bad = list(p.values.index[~np.isfinite(gains)][:5])
             raise PCLError(f"{p.tier}/{p.protocol}/{p.dataset} {p.metric}: non-finite values for {', '.join(bad)}; "
                            "re-run the evaluation that produced them")
-        s = gain_stats(gains, draws=draws, seed=seed)
+        s = gain_stats(gains, draws=draws, seed=seed, per_seed=per_seed_gains(p))
         records.append({
             "tier": p.tier, "protocol": p.protocol, "comparison": f"{p.pcl} vs {p.other}", "kind": p.kind,
             "backbone": p.backbone, "dataset": p.dataset, "metric": p.metric, "n": s.n, "mean_gain": s.mean_gain,
             "ci_low": s.ci_low, "ci_high": s.ci_high, "p_value": s.p_value, "p_holm": math.nan, "improved": s.improved,
             "mean_pcl": float(p.values["pcl"].mean()), "mean_other": float(p.values["other"].mean()),
             "n_seeds": p.n_seeds, "seed_sd": p.seed_sd, "draws": draws, "bootstrap_seed": seed,
+            "mde": s.mde, "sd_diff": s.sd_diff, "seeds": ";".join(p.seeds),
+            "resampled": "seeds+images" if p.n_seeds > 1 else "images",
         })
     frame = pd.DataFrame.from_records(records, columns=list(GAIN_COLUMNS))
     if frame.empty:

@@ -31,6 +31,15 @@ def _p(value: float) -> str:
     return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
 
 
+def _seeds(rec: dict) -> str:
+    """``1;2;3 (seeds+images)``, or the single-seed caveat."""
+    n = rec.get("n_seeds", 1)
+    if not isinstance(n, (int, float)) or math.isnan(n) or int(n) <= 1:
+        return "single seed: training variance unknown"
+    seeds = rec.get("seeds", "")
+    return f"{int(n)} ({seeds}), seeds and images resampled" if isinstance(seeds, str) and seeds else f"{int(n)}"
+
+
 def cell_text(rec: dict) -> str:
     """``+0.031 [+0.012, +0.050]``: mean gain and its 95% interval."""
     d = DIGITS.get(rec["metric"], 4)
@@ -46,7 +55,11 @@ def to_markdown(frame: pd.DataFrame) -> str:
         f"(images resampled, {int(frame['draws'].iloc[0]) if len(frame) else 0} draws, seed "
         f"{int(frame['bootstrap_seed'].iloc[0]) if len(frame) else 0}). p: Wilcoxon signed-rank, two-sided; "
         "p (Holm): adjusted within the cells of one tier, protocol, kind of comparison and metric. Improved: images "
-        "where +PCL is better, of N. Per-image files: results/<tier>/<experiment>/<protocol>/<dataset>.csv.",
+        "where +PCL is better, of N. MDE: the smallest mean gain these images would detect with 80% power at two-sided "
+        "0.05, (z_0.975 + z_0.80) x sd(per-image gains) / sqrt(N) (with 5 images no exact Wilcoxon p is below 0.0625, "
+        "so the verdict decides on the interval and the MDE, not on p). Seeds: the training seeds both models ran; "
+        "with several, the interval resamples seeds and then images; with one, training variance is unknown and "
+        "seed_sd is left empty. Per-image files: results/<tier>/<experiment>/<protocol>/<dataset>.csv.",
         "",
         ATTRIBUTION_NOTE,
         "",
@@ -55,11 +68,13 @@ def to_markdown(frame: pd.DataFrame) -> str:
         return "\n".join(lines + ["No pair of results to compare yet."]) + "\n"
     for (tier, protocol, kind), sub in frame.groupby(["tier", "protocol", "kind"], sort=False):
         lines += [f"## {tier} / {protocol} / {kind}", "",
-                  "| comparison | data set | metric | gain [95% CI] | p | p (Holm) | improved |",
-                  "|---|---|---|---:|---:|---:|---:|"]
+                  "| comparison | data set | metric | gain [95% CI] | MDE | p | p (Holm) | improved | seeds |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---|"]
         for rec in sub.to_dict("records"):
+            d = DIGITS.get(rec["metric"], 4)
             lines.append(f"| `{rec['comparison']}` | {rec['dataset']} | {rec['metric'].upper()} | {cell_text(rec)} | "
-                         f"{_p(rec['p_value'])} | {_p(rec['p_holm'])} | {rec['improved']}/{rec['n']} |")
+                         f"{_num(rec.get('mde', math.nan), d, signed=False)} | {_p(rec['p_value'])} | "
+                         f"{_p(rec['p_holm'])} | {rec['improved']}/{rec['n']} | {_seeds(rec)} |")
         lines.append("")
     return "\n".join(lines)
 
