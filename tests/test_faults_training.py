@@ -56,13 +56,13 @@ def announce():
 if mode == "hold":
     import pcl.train.step as step
     original = step.TrainStep.__call__
-    def held(self, lr, hr, iteration):
+    def held(self, lr, hr, iteration, **options):
         if iteration == 1:
             announce()
             deadline = time.monotonic() + 120
             while not go.exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
-        return original(self, lr, hr, iteration)
+        return original(self, lr, hr, iteration, **options)
     step.TrainStep.__call__ = held
 elif mode == "cut":
     import torch
@@ -310,6 +310,7 @@ def _record(folder: Path, **fields) -> Path:
 def test_a_lock_of_another_host_is_refused_unless_it_is_our_requeued_job(tmp_path: Path, monkeypatch, caplog) -> None:
     """A record of another host cannot be checked from here: refused (file left as it is) unless
     its SLURM job id is ours, which is a requeue of this very job."""
+    _fake_squeue(tmp_path.parent / f"{tmp_path.name}-bin", monkeypatch, stdout="RUNNING\n")
     path = _record(tmp_path, host="node-b", pid=4242, slurm_job="777")
     text = path.read_text()
     monkeypatch.setenv("SLURM_JOB_ID", "778")
@@ -323,6 +324,45 @@ def test_a_lock_of_another_host_is_refused_unless_it_is_our_requeued_job(tmp_pat
     with caplog.at_level("WARNING", logger="pcl.train.lock"), RunLock(tmp_path):
         assert json.loads(path.read_text())["host"] == socket.gethostname()
     assert "the same SLURM job, requeued" in caplog.text and "node-b" in caplog.text
+
+
+def _fake_squeue(folder: Path, monkeypatch, *, stdout: str = "", stderr: str = "", code: int = 0) -> None:
+    """A ``squeue`` on PATH that answers as SLURM would for one job (its real output format, ``-o %T``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "squeue"
+    script.write_text(f"#!/bin/sh\nprintf '%s' '{stdout}'\nprintf '%s' '{stderr}' >&2\nexit {code}\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+@pytest.mark.parametrize(
+    ("answer", "taken"),
+    [
+        (dict(stdout=""), True),  # squeue lists nothing: the job has left the queue
+        (dict(stdout="COMPLETED\n"), True),
+        (dict(stderr="slurm_load_jobs error: Invalid job id specified", code=1), True),
+        (dict(stdout="RUNNING\n"), False),
+        (dict(stderr="Unable to contact slurm controller", code=1), False),  # doubt: still running
+    ],
+)
+def test_a_lock_of_another_host_is_taken_over_only_when_slurm_says_its_job_ended(
+        tmp_path: Path, monkeypatch, caplog, answer: dict, taken: bool) -> None:
+    """A retry of a hard-killed job runs as a new job on another node: its lock's SLURM job is
+    asked about, and only a positive "ended" (squeue's empty list, an end state, or "Invalid job
+    id", as SLURM 22.05 answers) lets the new trainer take over."""
+    _fake_squeue(tmp_path / "bin", monkeypatch, **answer)
+    monkeypatch.setenv("SLURM_JOB_ID", "778")
+    run = tmp_path / "run"
+    path = _record(run, host="node-b", pid=4242, slurm_job="777")
+    text = path.read_text()
+    if taken:
+        with caplog.at_level("WARNING", logger="pcl.train.lock"), RunLock(run):
+            assert json.loads(path.read_text())["slurm_job"] == "778"
+        assert "SLURM says that job has ended" in caplog.text and "node-b" in caplog.text
+    else:
+        with pytest.raises(PCLError, match="locked by a trainer on another host"):
+            RunLock(run).acquire()
+        assert path.read_text() == text
 
 
 def test_a_stale_lock_of_a_dead_trainer_is_taken_over_with_a_log_line(tmp_path: Path, train_dir: Path, cache: Path,

@@ -16,8 +16,10 @@ hosts (some cluster filesystems lock per node).  On taking the flock:
   lock is taken over and the takeover is logged;
 * a record of another host with our SLURM job id: the batch system requeued this job onto
   another node; taken over and logged;
-* a record of another host and another job: that trainer may still be running where this host
-  cannot see it; refused, saying how to check and how to remove the lock.
+* a record of another host and another SLURM job that ``squeue`` reports ended: taken over and
+  logged (a retry of a hard-killed job lands on another node as a new job);
+* any other record of another host: that trainer may still be running where this host cannot
+  see it; refused, saying how to check and how to remove the lock.
 
 Why the record is written into the held file and not through ``pcl.atomic``: the lock is the
 file's inode, and a rename would put the record into a file nobody holds.  Why the file is
@@ -32,7 +34,9 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import socket
+import subprocess
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -178,6 +182,8 @@ class RunLock:
         elif holder.slurm_job is not None and holder.slurm_job == me.slurm_job:
             log.warning("taking over %s from %s: the same SLURM job, requeued on %s", self.path, holder.describe(),
                         me.host)
+        elif holder.slurm_job is not None and slurm_job_ended(holder.slurm_job):
+            log.warning("taking over %s from %s: SLURM says that job has ended", self.path, holder.describe())
         else:
             raise PCLError(
                 f"run directory {self.run_dir} is locked by a trainer on another host ({holder.describe()}; lock "
@@ -187,6 +193,33 @@ class RunLock:
                 + f"), then delete {self.path} and rerun this command"
             )
 
+
+
+def slurm_job_ended(job: str, timeout_s: float = 15.0) -> bool:
+    """True only when SLURM positively says ``job`` is no longer pending or running.
+
+    Why ask: a job killed hard on another node (out of memory, past its KillWait) leaves its record,
+    and the retry that Snakemake submits runs as a new job on another node; without asking the
+    batch system that retry could never tell a dead holder from a live one.  Any doubt (no
+    ``squeue``, a timeout, an unexpected answer) counts as "still running".
+    """
+    squeue = shutil.which("squeue")
+    if squeue is None or not job.replace("_", "").isdigit():
+        return False
+    try:
+        done = subprocess.run([squeue, "-h", "-j", job, "-o", "%T"], capture_output=True, text=True,
+                              timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if done.returncode == 0:
+        states = done.stdout.split()
+        return not states or all(state in _ENDED_STATES for state in states)
+    return "invalid job id" in (done.stderr + done.stdout).lower()
+
+
+#: squeue states of a job whose processes are gone.
+_ENDED_STATES = frozenset({"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+                           "BOOT_FAIL", "DEADLINE", "PREEMPTED"})
 
 
 def clear_staging(*folders: Path) -> list[Path]:
