@@ -1,25 +1,25 @@
 """NIQE (Mittal, Soundararajan, Bovik, IEEE SPL 2013) computed the way the official MATLAB code does.
 
-Why our own: the score depends on details the Python ports change, above all on which MSCN
-coefficients come out *exactly* zero in flat regions: ``estimateaggdparam`` counts only
-``vec < 0`` and ``vec > 0``, so a coefficient of -1e-14 instead of 0 moves a block's left/right
-spread.  Measured: filtering with a plain 2-D sum misses the published MATLAB scores of TID2013
-I06 by 2.4e-4 and of baboon by 3.9e-4; separating the window with numpy's SVD factors (a literal
-reading of ``imfilter.m``) moves the score of 512x512 photos with saturated areas by up to 0.019.
+Why our own: the score depends on details the Python ports change, above all on the *sign* of
+MSCN coefficients that are zero in exact arithmetic (flat or symmetric 7x7 windows):
+``estimateaggdparam`` counts only ``vec < 0`` and ``vec > 0``, so a coefficient of -1e-14
+instead of 0 moves a block's left/right spread.  That sign is decided by how the filter rounds;
+:mod:`pcl.metrics.niqe_filter` reproduces MATLAB's rounding, and
+:mod:`pcl.metrics.niqe_uncertainty` measures how far the score moves under the alternatives.
 
 Reproduced, step by step (``computequality.m``, ``computefeature.m``, ``estimateaggdparam.m``):
 
 * grey input as given; RGB through ``rgb2gray`` (convention ``niqe``) or the Y of ``rgb2ycbcr``
   (``niqe-y``, BasicSR's choice), computed in double and rounded to uint8 as MATLAB does;
-* crop to whole 96x96 blocks from the top-left; scale 2 is MATLAB ``imresize(im, 0.5)``;
-* ``imfilter(im, w, 'replicate')``: MATLAB finds the 7x7 window separable and runs
-  ``conv2(hcol, hrow, padded, 'valid')``, a vertical 7-tap pass, then a horizontal one.  We use
-  the exact rank-1 factor ``w[:, 3] / sqrt(w[3, 3])`` of the shipped window and add the taps in
-  increasing offset, each product rounded first.  This reproduces I04 and I06 to 1e-13; the
-  reverse tap order misses I06 by 1.3e-5;
-* per block, AGGD fits of the coefficients and of four circularly shifted products (18 values);
+* crop to whole 96x96 blocks from the top-left (before any filtering); scale 2 is MATLAB
+  ``imresize(im, 0.5)`` of the cropped image, cut into 48x48 blocks;
+* ``mu = imfilter(im, w, 'replicate')``, ``sigma = sqrt(abs(imfilter(im.*im) - mu.*mu))``,
+  coefficients ``(im - mu) ./ (sigma + 1)``; the filter is separable, each tap accumulated with
+  one rounding (fused multiply-add), taps in increasing offset (see ``niqe_filter``);
+* per block (all blocks: ``sharpness`` is computed by the script but never used), AGGD fits of
+  the coefficients and of four circularly shifted products (18 values); ``mean([])`` is NaN;
   ``alpha`` from the grid ``0.2:0.001:10`` built with MATLAB's colon rule, first index on ties,
-  index 1 when the fit is NaN (MATLAB's ``min`` of an all-NaN vector);
+  index 1 when every distance is NaN or Inf (MATLAB's ``min``);
 * ``nanmean`` per feature, ``nancov`` over complete rows (N-1), ``pinv`` with MATLAB's tolerance
   ``max(size) * eps(max singular value)``.
 
@@ -37,10 +37,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pcl.data.imresize import contributions
 from pcl.errors import PCLError
+from pcl.metrics.niqe_aggd import aggd_tables, alpha_index, matlab_colon  # noqa: F401 (re-exported)
+from pcl.metrics.niqe_filter import ARITHMETIC_MODELS, local_stats
 from pcl.resources import resource_path
 
 NIQE_CONVENTIONS = ("niqe", "niqe-y")
@@ -61,42 +62,6 @@ _MAX_VECTOR_ELEMENTS = 1 << 22  # coefficients per AGGD chunk: bounds temporarie
 #: (measured, 2 threads: 20-23 ms per 512x512 image one at a time, 29-32 ms in a batch of 4).
 _CPU_CHUNK_PIXELS = 1 << 18
 _GPU_CHUNK_PIXELS = 1 << 25  # bounds GPU memory to a few GB
-
-
-def matlab_colon(start: float, step: float, stop: float) -> np.ndarray:
-    """``start:step:stop`` as MATLAB builds it: the upper half is ``stop - k*step`` and the midpoint
-    ``(start+stop)/2``, where ``np.arange`` uses ``start + k*step`` throughout (last-bit differences)."""
-    tol = 2.0 * np.finfo(np.float64).eps * max(abs(start), abs(stop))
-    n = math.floor((stop - start) / step + 0.5)  # MATLAB round: half away from zero
-    if start + n * step - stop > tol:
-        n -= 1
-    last = stop if start + n * step - stop > -tol else start + n * step
-    k = np.arange(n // 2 + 1, dtype=np.float64)
-    out = np.empty(n + 1)
-    out[: k.size] = start + k * step
-    out[n - k.astype(np.int64)] = last - k * step
-    if n % 2 == 0:
-        out[n // 2] = (start + last) / 2.0
-    return out
-
-
-@functools.lru_cache(maxsize=1)
-def aggd_tables() -> dict[str, np.ndarray]:
-    """The ``estimateaggdparam`` grid ``gam``, ``r_gam`` (checked strictly increasing, which
-    :func:`alpha_index` relies on) and the per-``alpha`` gamma factors of the betas."""
-    from scipy.special import gamma
-
-    gam = matlab_colon(0.2, 0.001, 10.0)
-    g1, g2, g3 = gamma(1.0 / gam), gamma(2.0 / gam), gamma(3.0 / gam)
-    tables = {
-        "gam": gam,
-        "r_gam": (g2 * g2) / (g1 * g3),
-        "beta_factor": np.sqrt(g1 / g3),  # betal = leftstd * sqrt(gamma(1/a) / gamma(3/a))
-        "mean_factor": g2 / g1,  # meanparam = (betar - betal) * gamma(2/a) / gamma(1/a)
-    }
-    if not np.all(np.diff(tables["r_gam"]) > 0):
-        raise RuntimeError("NIQE: r_gam is not strictly increasing on the alpha grid")
-    return tables
 
 
 def model_path() -> Path:
@@ -165,25 +130,6 @@ def to_luminance(x: torch.Tensor, convention: str) -> torch.Tensor:
     return (v.clamp(0.0, 255.0) + 0.5).floor()  # round half away from zero, saturate
 
 
-def _local_mean(x: torch.Tensor, g: list[float]) -> torch.Tensor:
-    """``imfilter(x, g*g', 'replicate')`` over the last two dims, in MATLAB's arithmetic (see module doc).
-
-    Each product is rounded into a scratch buffer and then added (``add_`` with alpha 1 is one
-    rounding, FMA or not), so the sums are bit-identical on every device.
-    """
-    h, w = x.shape[-2:]
-    p = F.pad(x, (3, 3, 3, 3), mode="replicate")
-    cols = torch.mul(p[..., 0:h, :], g[0])
-    tmp = torch.empty_like(cols)
-    for i in range(1, 7):
-        cols.add_(torch.mul(p[..., i:i + h, :], g[i], out=tmp))
-    out = torch.mul(cols[..., 0:w], g[0])
-    tmp = torch.empty_like(out)
-    for j in range(1, 7):
-        out.add_(torch.mul(cols[..., j:j + w], g[j], out=tmp))
-    return out
-
-
 @functools.lru_cache(maxsize=32)
 def _half_plan(length: int) -> tuple[tuple[float, ...], np.ndarray]:
     """Weights and mirror-extended input index of MATLAB's 1/2 resize along one dimension: every
@@ -240,19 +186,6 @@ def _aggd_sums(v: torch.Tensor, neg: torch.Tensor, pos: torch.Tensor) -> torch.T
         torch.count_nonzero(neg, dim=-1).to(v.dtype), torch.count_nonzero(pos, dim=-1).to(v.dtype),
         torch.linalg.vecdot(neg, neg), torch.linalg.vecdot(pos, pos), pos.sum(-1) - neg.sum(-1),
     ], -1)
-
-
-def alpha_index(rhatnorm: torch.Tensor, r_gam: torch.Tensor) -> torch.Tensor:
-    """MATLAB's ``[~, i] = min((r_gam - rhatnorm).^2)`` (0-based) for every value, without the 9801-wide scan.
-
-    ``r_gam`` increases strictly, so the minimum is at one of the two grid points around
-    ``rhatnorm`` (farther points are farther after rounding too); the lower wins a tie, as
-    MATLAB's ``min`` returns the first minimum.  NaN gives index 0 (``min`` of all-NaN).
-    """
-    hi = torch.searchsorted(r_gam, rhatnorm.contiguous()).clamp(max=r_gam.numel() - 1)
-    lo = (hi - 1).clamp(min=0)
-    pick = torch.where((r_gam[lo] - rhatnorm) ** 2 <= (r_gam[hi] - rhatnorm) ** 2, lo, hi)
-    return torch.where(torch.isnan(rhatnorm), torch.zeros_like(pick), pick)
 
 
 def _aggd(sums: torch.Tensor, length: int, tab: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -337,7 +270,21 @@ def niqe_batch(imgs: torch.Tensor, *, convention: str = "niqe", crop_border: int
         PCLError: not a uint8 (N, 1|3, H, W) tensor, unknown convention, bad ``crop_border``, or
             fewer than 96x96 pixels left after the border crop.
     """
+    return niqe_distance(niqe_features(imgs, convention=convention, crop_border=crop_border))
+
+
+def niqe_features(imgs: torch.Tensor, *, convention: str = "niqe", crop_border: int = 0,
+                  arithmetic: str = "fma") -> torch.Tensor:
+    """(N, blocks, 36) ``computefeature`` rows of every 96x96 block (column-major block order;
+    columns 0-17 scale 1, 18-35 scale 2), as ``computequality`` builds ``distparam``.
+
+    ``arithmetic``: how the local mean rounds (:data:`pcl.metrics.niqe_filter.ARITHMETIC_MODELS`);
+    ``fma`` is MATLAB's, the others exist to measure how much the score depends on it.
+    Same input rules and errors as :func:`niqe_batch`.
+    """
     cb = _check_options(convention, crop_border)
+    if arithmetic not in ARITHMETIC_MODELS:
+        raise PCLError(f"unknown NIQE arithmetic {arithmetic!r}; use one of {', '.join(ARITHMETIC_MODELS)}")
     if not isinstance(imgs, torch.Tensor) or imgs.dtype != torch.uint8 or imgs.ndim != 4 \
             or imgs.shape[1] not in (1, 3) or imgs.shape[0] == 0:
         got = f"{type(imgs).__name__} {getattr(imgs, 'dtype', '')} {tuple(getattr(imgs, 'shape', ()))}"
@@ -349,23 +296,27 @@ def niqe_batch(imgs: torch.Tensor, *, convention: str = "niqe", crop_border: int
             f"NIQE needs at least {NIQE_MIN_SIZE}x{NIQE_MIN_SIZE} pixels (one 96x96 block at scale 1, "
             f"48x48 at scale 2), got {h}x{w} after crop_border={cb}; use a larger image or a smaller crop_border"
         )
-    model_key = _model_key()
-    g = [float(v) for v in _load_verified(*model_key)["g"]]  # verifies the SHA-256 (cached)
-    tab, model = _on_device(None, str(imgs.device)), _on_device(model_key, str(imgs.device))
+    g = [float(v) for v in load_model()["g"]]  # verifies the SHA-256 (cached)
+    tab = _on_device(None, str(imgs.device))
     h, w = h // _BLOCK * _BLOCK, w // _BLOCK * _BLOCK
     per_chunk = max(1, (_CPU_CHUNK_PIXELS if imgs.device.type == "cpu" else _GPU_CHUNK_PIXELS) // (h * w))
-    feats = [_features(to_luminance(imgs[i:i + per_chunk, :, cb:cb + h, cb:cb + w], convention), g, tab)
-             for i in range(0, imgs.shape[0], per_chunk)]
-    return _quality(torch.cat(feats), model["mu"], model["cov"])
+    return torch.cat([
+        _features(to_luminance(imgs[i:i + per_chunk, :, cb:cb + h, cb:cb + w], convention), g, tab, arithmetic)
+        for i in range(0, imgs.shape[0], per_chunk)])
 
 
-def _features(x: torch.Tensor, g: list[float], tab: dict[str, torch.Tensor]) -> torch.Tensor:
+def niqe_distance(feat: torch.Tensor) -> torch.Tensor:
+    """(N, blocks, 36) features -> (N,) NIQE: the distance of their ``nanmean``/``nancov`` to the pristine model."""
+    model = _on_device(_model_key(), str(feat.device))
+    return _quality(feat, model["mu"], model["cov"])
+
+
+def _features(x: torch.Tensor, g: list[float], tab: dict[str, torch.Tensor], model: str) -> torch.Tensor:
     """(N, H, W) grey levels (H, W multiples of 96) -> (N, blocks, 36): both scales of every block."""
     feats = []
     for scale in (1, 2):
-        stats = _local_mean(torch.stack([x, x * x], 1), g)
-        mu = stats[:, 0]
-        sigma = torch.sqrt(torch.abs(stats[:, 1] - mu * mu))
+        mu, mu2 = local_stats(x, g, model)
+        sigma = torch.sqrt(torch.abs(mu2 - mu * mu))
         feats.append(_block_features((x - mu) / (sigma + 1), _BLOCK // scale, tab))
         if scale == 1:
             x = _half(x)
@@ -378,6 +329,12 @@ def niqe(img: np.ndarray | torch.Tensor, *, convention: str = "niqe", crop_borde
     ``convention``: ``"niqe"`` = the official script (``rgb2gray``); ``"niqe-y"`` = BasicSR's
     (Y of MATLAB ``rgb2ycbcr``).  Grey images are used as they are under both.  Lower is better.
     """
+    return float(niqe_batch(as_batch(img, convention, crop_border), convention=convention,
+                            crop_border=crop_border)[0])
+
+
+def as_batch(img: np.ndarray | torch.Tensor, convention: str, crop_border: int) -> torch.Tensor:
+    """One image as :func:`niqe` takes it -> a (1, C, H, W) uint8 batch (options checked first)."""
     _check_options(convention, crop_border)
     is_numpy = isinstance(img, np.ndarray)
     if not (is_numpy or isinstance(img, torch.Tensor)):
@@ -388,5 +345,4 @@ def niqe(img: np.ndarray | torch.Tensor, *, convention: str = "niqe", crop_borde
         raise PCLError(f"NIQE expects a uint8 image {layout}, got {img.dtype} {tuple(img.shape)}; "
                        "convert it to uint8 0..255 first")
     t = torch.from_numpy(np.array(img)) if is_numpy else img  # numpy: a writable copy
-    t = t[None, None] if img.ndim == 2 else (t.permute(2, 0, 1)[None] if is_numpy else t[None])
-    return float(niqe_batch(t, convention=convention, crop_border=crop_border)[0])
+    return t[None, None] if img.ndim == 2 else (t.permute(2, 0, 1)[None] if is_numpy else t[None])
