@@ -104,10 +104,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         from pcl.report.results import read_results
         from pcl.report.verdict import load_claims
 
+        rows = read_results(files, source=True)
         if args.gains:
-            check_gains_file(read_results(files), Path(args.gains), report)
+            check_gains_file(rows, Path(args.gains), report)
         if args.verdict:
-            check_verdict_file(Path(args.verdict), load_claims(Path(args.claims)), report)
+            check_verdict_file(Path(args.verdict), load_claims(Path(args.claims)), report, results=rows,
+                               gains_csv=Path(args.gains) if args.gains else None, cells=_cells(args))
     text = report.render()
     print(text)
     if args.out:

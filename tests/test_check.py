@@ -187,6 +187,40 @@ def test_unconfigured_tier_is_noted(tmp_path):
     assert any("tier finetune: no cells mapping given" in n for n in report.notes)
 
 
+# --- mini (rule learns) -----------------------------------------------------------------------------
+
+
+def _mini_run(tmp_path: Path, pcl_sha: str) -> pd.DataFrame:
+    """The four mini runs at the README's Set5 means (baseline 29.850, +PCL 29.988, control and
+    as-released 29.987) with hand-written checkpoint hashes, and bicubic at 28.429 dB (printed 28.42)."""
+    psnr = {"baseline": 29.850, "pcl": 29.988, "control": 29.987, "pcl-released": 29.987}
+    shas = {"baseline": "11" * 32, "pcl": pcl_sha, "control": "cc" * 32, "pcl-released": "cc" * 32}
+    groups = [result_rows("bicubic", "bicubic", "Set5", backbone="bicubic", method="bicubic", psnr=28.429, ssim=0.8104, n=5)]
+    groups += [result_rows("mini", f"edsr-s-{m}", "Set5", backbone="edsr-s", method=m, psnr=v, n=5) for m, v in psnr.items()]
+    frame = write_results(tmp_path, *groups, source=True)
+    provenance = code_provenance()  # as `pcl evaluate` records it beside every file
+    (tmp_path / "bicubic" / "bicubic" / "matlab" / "Set5.json").write_text(json.dumps(provenance))
+    for method, sha in shas.items():
+        sidecar = tmp_path / "mini" / f"edsr-s-{method}" / "matlab" / "Set5.json"
+        sidecar.write_text(json.dumps({**provenance, "checkpoint": {"sha256": sha}}))
+    return frame
+
+
+def test_mini_tier_through_the_check(tmp_path):
+    # baseline +1.421 dB over bicubic (>= 1.0), fine-tunes +0.138/+0.137 dB from it (<= 0.5), every
+    # stored value met exactly, +PCL's weights differ from the control's, the as-released ones equal them
+    report = _check(_mini_run(tmp_path / "a", "aa" * 32))
+    mini = {(i.check, i.subject): i for i in report.items if i.tier == "mini"}
+    assert report.exit_code == 0, report.render()
+    assert {c for c, _ in mini} >= {"learns", "drift", "bitwise", "term-moves", "expected"}
+    assert mini[("term-moves", "edsr-s-pcl != edsr-s-control")].status == "ok"
+    assert all("same-machine comparison" in i.detail for (c, _), i in mini.items() if c in ("bitwise", "term-moves"))
+    assert all(i.tolerance == "±0.11 dB cross-machine" for (c, _), i in mini.items() if c == "expected")
+    # the same numbers with +PCL's checkpoint equal to the control's: the term was detached
+    report = _check(_mini_run(tmp_path / "b", "cc" * 32))
+    assert [(i.check, i.subject) for i in report.misses] == [("term-moves", "edsr-s-pcl != edsr-s-control")]
+
+
 # --- every result file lands in a table -----------------------------------------------------------
 
 

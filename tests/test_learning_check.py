@@ -1,4 +1,5 @@
-"""Rule `learns` of `pcl check` (the mini tier) catches a broken trainer, and the mini table.
+"""Rule `learns` of `pcl check` (the mini tier) catches a broken trainer, a detached contrastive term
+and a drift from the stored values, and the mini table.
 
 A short real training of the mini tier's EDSR-S is run twice: as is, and with the LR/HR pairing
 broken (every LR patch paired with the HR patch of another image of the batch, the classic
@@ -10,16 +11,20 @@ and the broken one falls far short, and the rule says so. The margin used here i
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from pcl.cli_train import add_train_parser
+from pcl.errors import PCLError
 from pcl.evaluate import evaluate_bicubic, evaluate_model
+from pcl.report.check_config import DEFAULT_TOLERANCES, load_tolerances
 from pcl.report.check_learning import check_learning
 from pcl.report.check_report import CheckReport
 from pcl.report.mini import tier_summary, to_markdown
@@ -103,3 +108,125 @@ def test_mini_table_deltas(tmp_path: Path) -> None:
     md = to_markdown(tier_summary(frame), speeds={"edsr-s-pcl": 1.25})
     assert "| **+PCL - control** | +0.030 |" in md and "| **+PCL - baseline** | +0.050 |" in md
     assert "| **baseline - bicubic** | +1.570 |" in md and "`edsr-s-pcl` 1.25" in md
+
+
+# --- weights hashes and stored values (hand-made rows and sidecars) ----------------------------------
+
+
+def _mini_results(root: Path, shas: dict[str, str], psnr: dict[str, float]) -> pd.DataFrame:
+    """Set5 (matlab) rows of the four mini runs, each image at the run's PSNR, with sidecars recording
+    the given checkpoint sha256 as `pcl evaluate` does; plus the bicubic row at 28.429 dB (README)."""
+    from conftest import result_rows, write_results
+
+    groups = [result_rows("bicubic", "bicubic", "Set5", backbone="bicubic", method="bicubic", psnr=28.429, n=5)]
+    for experiment, value in psnr.items():
+        method = experiment[len("edsr-s-"):]
+        groups.append(result_rows("mini", experiment, "Set5", backbone="edsr-s", method=method, psnr=value, n=5))
+    frame = write_results(root, *groups, source=True)
+    for experiment, sha in shas.items():
+        sidecar = root / "mini" / experiment / "matlab" / "Set5.json"
+        sidecar.write_text(json.dumps({"checkpoint": {"sha256": sha}}))
+    return frame
+
+
+README_PSNR = {"edsr-s-baseline": 29.850, "edsr-s-pcl": 29.988, "edsr-s-control": 29.987, "edsr-s-pcl-released": 29.987}
+"""The mini tier's Set5 means of the README's run (the values config/tolerances.yaml stores)."""
+
+
+def _mini_check(frame: pd.DataFrame, rule: dict | None = None) -> CheckReport:
+    rule = rule or load_tolerances(DEFAULT_TOLERANCES)["mini"]
+    report = CheckReport()
+    check_learning("mini", rule, frame[frame["tier"] == "mini"], frame[frame["tier"] == "bicubic"], report)
+    return report
+
+
+@pytest.mark.parametrize(
+    "pcl_sha, released_sha, expect",
+    [
+        # as trained: +PCL moved the weights, as-released kept the control's
+        ("aa" * 32, "cc" * 32, {"term-moves": "ok", "bitwise": "ok"}),
+        # a silently detached paper-semantics term: +PCL ends bitwise equal to the control
+        ("cc" * 32, "cc" * 32, {"term-moves": "miss", "bitwise": "ok"}),
+        # the as-released term reached the network: its weights left the control's
+        ("aa" * 32, "bb" * 32, {"term-moves": "ok", "bitwise": "miss"}),
+    ],
+)
+def test_weights_hashes_against_the_control(tmp_path: Path, pcl_sha: str, released_sha: str, expect: dict) -> None:
+    # The control's hash is "cc"*32 in every case; the expected statuses follow from the two rules
+    # (paper semantics must differ from the control, released semantics must equal it).
+    shas = {"edsr-s-baseline": "11" * 32, "edsr-s-pcl": pcl_sha, "edsr-s-control": "cc" * 32,
+            "edsr-s-pcl-released": released_sha}
+    report = _mini_check(_mini_results(tmp_path, shas, README_PSNR))
+    got = {i.check: i.status for i in report.items if i.check in expect}
+    assert got == expect, [(i.check, i.detail) for i in report.items]
+    for item in report.items:
+        if item.check in expect:
+            assert "same-machine comparison" in item.detail  # bitwise only because one machine trained both
+    if expect["term-moves"] == "miss":
+        (miss,) = [i for i in report.misses if i.check == "term-moves"]
+        assert miss.subject == "edsr-s-pcl != edsr-s-control" and "had no gradient" in miss.detail
+
+
+def test_missing_hash_is_a_miss_for_the_paper_run(tmp_path: Path) -> None:
+    # the +PCL sidecar lacks the checkpoint: "the term moved the weights" cannot be shown
+    shas = {"edsr-s-control": "cc" * 32, "edsr-s-pcl-released": "cc" * 32}
+    report = _mini_check(_mini_results(tmp_path, shas, README_PSNR))
+    (item,) = [i for i in report.items if i.check == "term-moves"]
+    assert item.status == "miss" and "sidecar without the checkpoint sha256" in item.detail
+
+
+@pytest.mark.parametrize(
+    "baseline, status",
+    [
+        (29.904, "ok"),  # the independently measured baseline of another 2-core AMD EPYC VM: +0.054 dB
+        (29.850 + 0.11, "ok"),  # exactly at the derived tolerance (2 x 0.054 rounded up)
+        (29.850 + 0.12, "miss"),  # beyond it
+        (29.850 - 0.12, "miss"),
+    ],
+)
+def test_stored_values_within_the_cross_machine_tolerance(tmp_path: Path, baseline: float, status: str) -> None:
+    # the shipped rule: stored values = README's run, tolerance 0.11 dB (config/tolerances.yaml)
+    rule = load_tolerances(DEFAULT_TOLERANCES)["mini"]
+    assert rule["cross_machine_db"] == 0.11 and rule["expected_psnr"] == README_PSNR
+    shas = {"edsr-s-pcl": "aa" * 32, "edsr-s-control": "cc" * 32, "edsr-s-pcl-released": "cc" * 32}
+    report = _mini_check(_mini_results(tmp_path, shas, {**README_PSNR, "edsr-s-baseline": baseline}), rule)
+    expected = {i.subject: i for i in report.items if i.check == "expected"}
+    assert set(expected) == {f"{e} (matlab)" for e in README_PSNR}
+    item = expected["edsr-s-baseline (matlab)"]
+    assert item.status == status and item.tolerance == "±0.11 dB cross-machine" and "cross-machine" in item.detail
+    assert {i.status for s, i in expected.items() if s != "edsr-s-baseline (matlab)"} == {"ok"}
+    assert report.exit_code == (0 if status == "ok" else 1), report.render()
+
+
+def test_stored_value_of_a_run_that_did_not_run_is_a_miss(tmp_path: Path) -> None:
+    psnr = {k: v for k, v in README_PSNR.items() if k != "edsr-s-pcl-released"}
+    report = _mini_check(_mini_results(tmp_path, {"edsr-s-pcl": "aa" * 32, "edsr-s-control": "cc" * 32}, psnr))
+    (item,) = [i for i in report.items if i.check == "expected" and i.status == "miss"]
+    assert item.subject == "edsr-s-pcl-released (matlab)" and "no finite matlab Set5 result" in item.detail
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m.pop("cross_machine_db"), r"tiers\.mini\.cross_machine_db: missing"),
+        (lambda m: m.update(cross_machine_db=-0.1), r"tiers\.mini\.cross_machine_db: -0\.1 must be"),
+        (lambda m: m["expected_psnr"].update({"edsr-s-pcl": "high"}), r"tiers\.mini\.expected_psnr\.edsr-s-pcl: 'high'"),
+        (lambda m: m.update(expected_psnr=[29.85]), r"tiers\.mini\.expected_psnr: must map"),
+    ],
+)
+def test_cross_machine_keys_are_validated(tmp_path: Path, edit, message: str) -> None:
+    data = yaml.safe_load(DEFAULT_TOLERANCES.read_text())
+    edit(data["tiers"]["mini"])
+    path = tmp_path / "tol.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(PCLError, match=message):
+        load_tolerances(path)
+
+
+def test_cross_machine_keys_belong_to_rule_learns(tmp_path: Path) -> None:
+    data = yaml.safe_load(DEFAULT_TOLERANCES.read_text())
+    data["tiers"]["smoke"]["cross_machine_db"] = 0.11
+    path = tmp_path / "tol.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(PCLError, match=r"tiers\.smoke\.cross_machine_db: not a key of rule 'finite'"):
+        load_tolerances(path)

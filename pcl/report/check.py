@@ -13,7 +13,11 @@ The rules: ``paper`` and ``finite`` in ``pcl.report.check_rules``, ``learns`` in
 ``released_models`` in ``pcl.report.check_released``, the optional ``table3`` block in
 ``pcl.report.check_perceptual``; every tier's files are also checked by
 ``pcl.report.check_provenance`` (each lands in a table; each has a sidecar naming its code) and
-``pcl.report.check_images`` (each holds every image once).
+``pcl.report.check_images`` (each holds every image once).  Rule ``learns`` also compares weights
+hashes (bitwise: runs of one machine) and, where the tier stores expected values, compares them
+within the measured cross-machine tolerance.  The findings (``pcl check --gains --verdict``) are
+checked by ``pcl.report.check_findings`` (gains.csv recomputed with its recorded bootstrap seed)
+and ``pcl.report.check_verdict`` (each status re-derived with the verdict's own rules).
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ RULES: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
 }
 """Keys each rule needs (all of them, nothing else) and their YAML types."""
+OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {"learns": ("cross_machine_db", "expected_psnr")}
+"""Keys a rule may have besides ``RULES`` (and ``table3``), validated by ``validate_expected``."""
 
 CHECK_TABLES: dict[str, str] = {"table2": TABLE2.paper_file}
 """Tables a rule or a deviation may name -> paper CSV file name."""
@@ -84,6 +86,24 @@ def validate_table3_rule(where: str, value: object) -> dict[str, float]:
     return out
 
 
+def validate_expected(where: str, rule: dict) -> None:
+    """``expected_psnr`` (experiment -> stored PSNR) needs ``cross_machine_db``; both finite numbers."""
+    has_tol, has_values = "cross_machine_db" in rule, "expected_psnr" in rule
+    if has_values and not has_tol:
+        raise PCLError(f"{where}.cross_machine_db: missing (expected_psnr is compared within it); add the measured tolerance")
+    if has_tol:
+        tol = rule["cross_machine_db"]
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol < 0:
+            raise PCLError(f"{where}.cross_machine_db: {tol!r} must be a finite number >= 0")
+    if has_values:
+        values = rule["expected_psnr"]
+        if not isinstance(values, dict) or not values:
+            raise PCLError(f"{where}.expected_psnr: must map experiment names to PSNR values, e.g. {{edsr-s-baseline: 29.85}}")
+        for name, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise PCLError(f"{where}.expected_psnr.{name}: {value!r} must be a finite number (dB)")
+
+
 def load_tolerances(path: Path) -> dict[str, dict]:
     """Validated per-tier rules from tolerances.yaml (tier -> rule mapping)."""
     data = _load_yaml(path)
@@ -102,9 +122,11 @@ def load_tolerances(path: Path) -> dict[str, dict]:
         needed = RULES[rule["rule"]]
         if "table3" in rule:
             rule["table3"] = validate_table3_rule(where, rule["table3"])
+        optional = OPTIONAL_KEYS.get(rule["rule"], ())
         for key in rule:
-            if key not in needed and key != "table3":
-                raise PCLError(f"{where}.{key}: not a key of rule {rule['rule']!r}; allowed: {', '.join(needed)}")
+            if key not in needed and key != "table3" and key not in optional:
+                raise PCLError(f"{where}.{key}: not a key of rule {rule['rule']!r}; allowed: {', '.join((*needed, *optional))}")
+        validate_expected(where, rule)
         for key, kind in needed.items():
             if key not in rule:
                 raise PCLError(f"{where}.{key}: missing (rule {rule['rule']!r} needs {', '.join(needed)})")

@@ -9,7 +9,17 @@ what only a working trainer gives:
 * every run fine-tuned from it (``-pcl``, ``-control``, ``-pcl-released``) is finite and within
   ``max_drift_db`` of the baseline on every evaluated set and protocol (no divergence);
 * where both ran, ``-pcl-released`` and ``-control`` have bitwise-identical weights (the
-  as-released term carries no gradient), read from the checkpoint sha256 of their sidecars.
+  as-released term carries no gradient), read from the checkpoint sha256 of their sidecars;
+* where both ran, ``-pcl`` (paper semantics) and ``-control`` have DIFFERENT weights: a contrastive
+  term that back-propagates must move them, so equal hashes mean the term was silently detached
+  (or never added) and every "+PCL vs control" number of the tier measures nothing;
+* with ``expected_psnr`` in the rule, each listed experiment's mean on ``dataset``/``protocol`` is
+  within ``cross_machine_db`` of the stored value (the published run's numbers).
+
+Two kinds of comparison, labelled in each item's detail: weights hashes compare runs trained in
+one pipeline run, on one machine, where training is deterministic, so they are bitwise; the stored
+values come from another machine, whose floating-point arithmetic differs, so they get the
+measured cross-machine tolerance (config/tolerances.yaml says how it was derived).
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from pcl.errors import PCLError
-from pcl.report.check_report import MISS, OK, CheckItem, CheckReport
+from pcl.report.check_report import MISS, OK, SLACK, CheckItem, CheckReport
 from pcl.report.results import SOURCE_COLUMN, sidecar_field
 
 FINETUNED = ("pcl", "control", "pcl-released")
@@ -32,7 +42,7 @@ def _mean(rows: pd.DataFrame, experiment: str, protocol: str, dataset: str) -> f
 
 
 def check_learning(tier: str, rule: dict, rows: pd.DataFrame, bicubic: pd.DataFrame, report: CheckReport) -> None:
-    """Apply the three checks above to ``rows`` (one tier), with ``bicubic`` the tier-``bicubic`` rows."""
+    """Apply the checks above to ``rows`` (one tier), with ``bicubic`` the tier-``bicubic`` rows."""
     dataset, protocol = rule["dataset"], rule["protocol"]
     margin, drift = float(rule["margin_over_bicubic_db"]), float(rule["max_drift_db"])
     bic = _mean(bicubic, "bicubic", protocol, dataset)
@@ -54,6 +64,9 @@ def check_learning(tier: str, rule: dict, rows: pd.DataFrame, bicubic: pd.DataFr
             ))
         _check_drift(tier, backbone, drift, rows, report)
     _check_bitwise(tier, rows, report)
+    _check_term_moves_weights(tier, rows, report)
+    if "expected_psnr" in rule:
+        _check_expected(tier, rule, rows, report)
 
 
 def _check_drift(tier: str, backbone: str, drift: float, rows: pd.DataFrame, report: CheckReport) -> None:
@@ -86,16 +99,58 @@ def _checkpoint_sha(rows: pd.DataFrame) -> str | None:
     return sha if isinstance(sha, str) else None
 
 
+SAME_MACHINE = "same-machine comparison (both runs trained in this pipeline run): bitwise"
+"""Label of the weights comparisons: exact only because both runs ran on one machine."""
+
+
+def _pair_shas(rows: pd.DataFrame, experiment: str, twin: str) -> tuple[str | None, str | None]:
+    return (_checkpoint_sha(rows[rows["experiment"] == experiment]), _checkpoint_sha(rows[rows["experiment"] == twin]))
+
+
 def _check_bitwise(tier: str, rows: pd.DataFrame, report: CheckReport) -> None:
+    """``-pcl-released`` = ``-control`` bit for bit: the released term has no gradient."""
     for experiment in sorted({e for e in rows["experiment"] if e.endswith("-pcl-released")}):
         twin = experiment[: -len("-pcl-released")] + "-control"
         if twin not in set(rows["experiment"]):
             continue
-        a = _checkpoint_sha(rows[rows["experiment"] == experiment])
-        b = _checkpoint_sha(rows[rows["experiment"] == twin])
+        a, b = _pair_shas(rows, experiment, twin)
         ok = a is not None and a == b
         detail = (f"identical weights (sha256 {a[:16]}...)" if ok else
                   "sidecar without the checkpoint sha256" if a is None or b is None else
                   f"weights differ ({a[:12]} vs {b[:12]}): the as-released term reached the SR network")
         report.items.append(CheckItem(tier, "bitwise", f"{experiment} = {twin}", "", "", "weights", None, "", "equal",
-                                      OK if ok else MISS, detail))
+                                      OK if ok else MISS, f"{detail}; {SAME_MACHINE}"))
+
+
+def _check_term_moves_weights(tier: str, rows: pd.DataFrame, report: CheckReport) -> None:
+    """``-pcl`` (paper semantics) != ``-control``: a term with a gradient must change the weights."""
+    experiments = set(rows["experiment"])
+    for experiment in sorted(e for e in experiments if e.endswith("-pcl")):
+        twin = experiment[: -len("-pcl")] + "-control"
+        if twin not in experiments:
+            continue
+        a, b = _pair_shas(rows, experiment, twin)
+        ok = a is not None and b is not None and a != b
+        detail = ("sidecar without the checkpoint sha256" if a is None or b is None else
+                  f"weights differ ({a[:12]} vs {b[:12]}): the contrastive term moved them" if ok else
+                  f"identical weights (sha256 {a[:16]}...): the paper-semantics term had no gradient to the SR "
+                  "network (detached or never added), so +PCL vs control measures nothing")
+        report.items.append(CheckItem(tier, "term-moves", f"{experiment} != {twin}", "", "", "weights", None, "", "differ",
+                                      OK if ok else MISS, f"{detail}; {SAME_MACHINE}"))
+
+
+def _check_expected(tier: str, rule: dict, rows: pd.DataFrame, report: CheckReport) -> None:
+    """Each stored PSNR within the cross-machine tolerance (a number measured on another machine)."""
+    dataset, protocol, tol = rule["dataset"], rule["protocol"], float(rule["cross_machine_db"])
+    for experiment, stored in rule["expected_psnr"].items():
+        ours = _mean(rows, experiment, protocol, dataset)
+        base = dict(tier=tier, check="expected", subject=f"{experiment} ({protocol})", row="stored value", dataset=dataset,
+                    metric="psnr", ours=ours, reference=f"{float(stored):.3f}", tolerance=f"±{tol:g} dB cross-machine")
+        if ours is None or not math.isfinite(ours):
+            report.items.append(CheckItem(**base, status=MISS, detail=f"no finite {protocol} {dataset} result to compare"))
+            continue
+        ok = abs(ours - float(stored)) <= tol + SLACK
+        detail = (f"{ours - float(stored):+.3f} dB from the stored value; cross-machine tolerance (config/tolerances.yaml)"
+                  + ("" if ok else "; beyond the spread between machines: the training or the evaluation changed "
+                                    "(store a new value only with a new measurement)"))
+        report.items.append(CheckItem(**base, status=OK if ok else MISS, detail=detail))
