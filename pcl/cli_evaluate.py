@@ -122,7 +122,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="training seed recorded in the rows' seed column: one of several seeded runs of --experiment")
     p.add_argument("--out", required=True, help="CSV file for the per-image rows (a <stem>.json sidecar goes beside it)")
     p.add_argument("--metrics", default="psnr,ssim",
-                   help="psnr and ssim always, plus any of lpips, niqe, niqe-y (comma-separated)")
+                   help="psnr and ssim always, plus any of lpips, niqe, niqe-y, niqe-spread, niqe-y-spread (comma-separated)")
     p.add_argument("--save-sr", help="also write the SR images as PNG into this folder (named by the HR stem; lossless, the uint8 image scored)")
     p.add_argument("--save-sr-images", help="with --save-sr: only these image stems (comma-separated), e.g. the ones a figure uses")
     g = p.add_argument_group("inference (SR models only; every option is recorded in the sidecar)")

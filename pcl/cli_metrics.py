@@ -48,7 +48,8 @@ def add_metric_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score a folder of SR images (PSNR, SSIM, LPIPS, NIQE, pyiqa:<name>)")
     p.add_argument("--sr-dir", required=True, help="folder of SR images (any names; paired with HR by file stem)")
     p.add_argument("--hr-dir", help="folder of ground-truth images (needed for psnr, ssim, lpips)")
-    p.add_argument("--metrics", default="psnr,ssim", help="comma-separated: psnr, ssim, lpips, niqe, niqe-y, pyiqa:<name>")
+    p.add_argument("--metrics", default="psnr,ssim", help="comma-separated: psnr, ssim, lpips, niqe, niqe-y, pyiqa:<name>; "
+                   "niqe-spread, niqe-y-spread: the arithmetic uncertainty of niqe, niqe-y")
     p.add_argument("--protocol", default="matlab", help="PSNR/SSIM protocol: matlab (default) or authors")
     p.add_argument("--scale", type=int, default=4, help="SR scale: GT mod-crop and pixels shaved for psnr/ssim/lpips")
     p.add_argument("--crop-border", type=int, default=0, help="pixels removed on every side before NIQE (default 0)")

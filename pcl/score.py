@@ -21,7 +21,7 @@ from pcl.atomic import atomic_write_text
 from pcl.data.images import list_images, read_image
 from pcl.errors import PCLError
 from pcl.evaluate import refuse_shared_stems
-from pcl.metrics.suite import FULL_REFERENCE, MetricSuite
+from pcl.metrics.suite import BUILTIN, FULL_REFERENCE, MetricSuite
 from pcl.outputs import check_rows_out, sidecar_of
 
 _SUFFIX = re.compile(r"(?:_?x\d+)?(?:_(?:sr|out|rlt|result))?$", re.IGNORECASE)
@@ -99,7 +99,8 @@ def score_folder(
     if hr_dir is None:
         needs = [m for m in names if m in FULL_REFERENCE]
         if needs:
-            raise PCLError(f"metrics {', '.join(needs)} compare with ground truth; pass --hr-dir, or use only niqe, niqe-y")
+            no_ref = ", ".join(m for m in BUILTIN if m not in FULL_REFERENCE)
+            raise PCLError(f"metrics {', '.join(needs)} compare with ground truth; pass --hr-dir, or use only {no_ref}")
     if isinstance(crop_border, bool) or crop_border < 0:
         raise PCLError(f"--crop-border must be a non-negative integer (got {crop_border!r})")
     pairs = pair_files(Path(sr_dir), Path(hr_dir) if hr_dir else None)

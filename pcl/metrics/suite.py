@@ -7,7 +7,10 @@ Names: ``psnr``, ``ssim`` (Y channel under the protocol; ``pcl.metrics.psnr_ssim
 (``pcl.metrics.perceptual``), ``niqe`` (official MATLAB NIQE, input through MATLAB ``rgb2gray``)
 and ``niqe-y`` (the same on MATLAB's Y of YCbCr, BasicSR's convention) from ``pcl.metrics.niqe``,
 and ``pyiqa:<name>`` for any metric of the optional pyiqa package (``pcl.metrics.pyiqa_bridge``).
-Columns: the name with ``-`` and ``:`` turned into ``_`` (``niqe_y``, ``pyiqa_musiq``).
+``niqe-spread`` and ``niqe-y-spread`` are not quality metrics but the arithmetic uncertainty of
+``niqe``/``niqe-y`` (``pcl.metrics.niqe_spread``), same convention and crop; asked with its score,
+NIQE is computed once for both.
+Columns: the name with ``-`` and ``:`` turned into ``_`` (``niqe_y``, ``niqe_y_spread``, ``pyiqa_musiq``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import numpy as np
 
 from pcl.errors import PCLError
 
-BUILTIN: tuple[str, ...] = ("psnr", "ssim", "lpips", "niqe", "niqe-y")
+BUILTIN: tuple[str, ...] = ("psnr", "ssim", "lpips", "niqe", "niqe-y", "niqe-spread", "niqe-y-spread")
+#: the NIQE convention each spread name belongs to
+NIQE_SPREADS: dict[str, str] = {"niqe-spread": "niqe", "niqe-y-spread": "niqe-y"}
 FULL_REFERENCE: frozenset[str] = frozenset({"psnr", "ssim", "lpips"})
 LOWER_IS_BETTER: frozenset[str] = frozenset({"lpips", "niqe", "niqe-y"})
 
@@ -97,13 +102,26 @@ class MetricSuite:
         for name in self.metrics:
             if name == "lpips":
                 out["lpips"] = self._lpips.score(sr, self._gt(hr), scale=self.scale)
-            elif name in ("niqe", "niqe-y"):
-                from pcl.metrics.niqe import niqe
-
-                out[column(name)] = niqe(sr, convention=name, crop_border=self.niqe_crop)
+            elif name in ("niqe", "niqe-y", *NIQE_SPREADS):
+                convention = NIQE_SPREADS.get(name, name)
+                if column(convention) not in out and column(f"{convention}-spread") not in out:
+                    out.update(self._niqe(sr, convention))
             elif name in self._pyiqa:
                 out[column(name)] = self._pyiqa[name].score(sr, None if hr is None else self._gt(hr))
         return out
+
+    def _niqe(self, sr: np.ndarray, convention: str) -> dict[str, float]:
+        """The asked columns of one NIQE convention: the score, its spread, or both from one
+        computation (the spread's default-model score is ``niqe()``'s value, bit for bit)."""
+        score_col, spread_col = column(convention), column(f"{convention}-spread")
+        if f"{convention}-spread" not in self.metrics:
+            from pcl.metrics.niqe import niqe
+
+            return {score_col: niqe(sr, convention=convention, crop_border=self.niqe_crop)}
+        from pcl.metrics.niqe_spread import niqe_with_spread
+
+        score, spread = niqe_with_spread(sr, convention=convention, crop_border=self.niqe_crop)
+        return {score_col: score, spread_col: spread} if convention in self.metrics else {spread_col: spread}
 
     def _gt(self, hr: np.ndarray | None) -> np.ndarray:
         if hr is None:
@@ -117,8 +135,13 @@ class MetricSuite:
             info["psnr_ssim"] = f"Y channel, protocol {self.protocol}, GT mod-cropped to x{self.scale}, {self.scale} px shaved"
         if self._lpips is not None:
             info["lpips"] = self._lpips.describe()
-        if {"niqe", "niqe-y"} & set(self.metrics):
+        if {"niqe", "niqe-y", *NIQE_SPREADS} & set(self.metrics):
             info["niqe"] = {**_niqe_settings(), "crop_border": self.niqe_crop}
+        if set(NIQE_SPREADS) & set(self.metrics):
+            info["niqe"]["spread"] = (
+                "pcl.metrics.niqe_uncertainty: largest change of the score under the other floating-point "
+                "models of the local mean (fma-reverse, rounded, rounded-reverse); 0 without computing them "
+                "where no pixel is near-flat (pcl.metrics.niqe_spread)")
         for name, metric in self._pyiqa.items():
             info[column(name)] = metric.describe()
         return info

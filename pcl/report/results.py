@@ -29,6 +29,7 @@ __all__ = [
     "SOURCE_COLUMN",
     "SUMMARY_KEYS",
     "TIERS",
+    "UNCERTAINTY_COLUMNS",
     "display_path",
     "empty_results",
     "read_results",
@@ -62,9 +63,15 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("lpips", "niqe", "niqe_y")
 """Columns written after the required ones when a metric was computed (``niqe``: the official
 MATLAB convention on rgb2gray input; ``niqe_y``: on MATLAB's Y of YCbCr)."""
 
+UNCERTAINTY_COLUMNS: tuple[str, ...] = ("niqe_spread", "niqe_y_spread")
+"""Columns written after ``OPTIONAL_COLUMNS`` when computed: how far ``niqe``/``niqe_y`` of the same
+row can move under the floating-point filters MATLAB could be running (``pcl.metrics.niqe_spread``).
+They qualify a score and are not metrics of their own: gains and checks never compare them."""
+
 _STRING_COLUMNS = ("tier", "experiment", "backbone", "method", "dataset", "image", "protocol", "run_id")
 _INT_COLUMNS = ("scale", "height", "width", "channels", "seed")
-_FLOAT_COLUMNS = ("psnr", "ssim", *OPTIONAL_COLUMNS)
+_FLOAT_COLUMNS = ("psnr", "ssim", *OPTIONAL_COLUMNS, *UNCERTAINTY_COLUMNS)
+_EXTRA_COLUMNS = (*OPTIONAL_COLUMNS, *UNCERTAINTY_COLUMNS)  # optional, in file order
 
 SUMMARY_KEYS: tuple[str, ...] = ("tier", "experiment", "backbone", "method", "dataset", "protocol", "scale")
 
@@ -113,11 +120,12 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
     """Write result rows to ``path`` atomically (temp file + rename) and return the path.
 
     Why atomic: a crash mid-write must not leave a half file that later reads as a partial set.
-    Every row must hold all ``RESULT_COLUMNS``; ``lpips``/``niqe``/``niqe_y`` are optional; other keys are
-    refused so that a typo cannot silently drop a value.  ``None`` is written as an empty cell.
+    Every row must hold all ``RESULT_COLUMNS``; ``lpips``/``niqe``/``niqe_y`` and then
+    ``niqe_spread``/``niqe_y_spread`` are optional; other keys are refused so that a typo cannot
+    silently drop a value.  ``None`` is written as an empty cell.
     """
     path = Path(path)
-    optional_present = [c for c in OPTIONAL_COLUMNS if any(c in row for row in rows)]
+    optional_present = [c for c in _EXTRA_COLUMNS if any(c in row for row in rows)]
     columns = [*RESULT_COLUMNS, *optional_present]
     allowed = set(columns)
     for i, row in enumerate(rows):
@@ -249,7 +257,8 @@ def _check_values(frame: pd.DataFrame, path: Path) -> None:
 
 
 def read_results(paths: Iterable[Path], *, source: bool = False) -> pd.DataFrame:
-    """Read and validate result CSVs into one frame (required columns first, then lpips/niqe).
+    """Read and validate result CSVs into one frame (required columns first, then lpips/niqe, then
+    the NIQE spreads).
 
     Empty PSNR/SSIM cells become NaN rather than errors: a failed image must stay visible so
     that ``pcl check`` can flag it.  Missing columns, non-numeric numbers and unknown tier,
@@ -263,7 +272,7 @@ def read_results(paths: Iterable[Path], *, source: bool = False) -> pd.DataFrame
         missing = [c for c in RESULT_COLUMNS if c not in raw.columns]
         if missing:
             raise PCLError(f"result file {path} lacks column(s) {', '.join(missing)} (not a result file of this harness?); {REDO}")
-        keep = [*RESULT_COLUMNS, *[c for c in OPTIONAL_COLUMNS if c in raw.columns]]
+        keep = [*RESULT_COLUMNS, *[c for c in _EXTRA_COLUMNS if c in raw.columns]]
         frame = _coerce(raw[keep], path)
         _check_values(frame, path)
         if source:
@@ -276,7 +285,7 @@ def read_results(paths: Iterable[Path], *, source: bool = False) -> pd.DataFrame
         return out
     frames = [f for f in frames if len(f)] or frames[:1]
     out = pd.concat(frames, ignore_index=True)
-    ordered = [*RESULT_COLUMNS, *[c for c in OPTIONAL_COLUMNS if c in out.columns]]
+    ordered = [*RESULT_COLUMNS, *[c for c in _EXTRA_COLUMNS if c in out.columns]]
     return out[ordered + ([SOURCE_COLUMN] if source else [])]
 
 
@@ -294,21 +303,26 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     the seed means (NaN for one seed), and ``n_images`` is the smallest count of DISTINCT images of
     a seed, so a seed that misses images marks the set partial, and so does a duplicated row (the
     rows of a set with one image twice and another missing must not pass as a full set).
+
+    ``niqe_spread``/``niqe_y_spread``, when present, are averaged the same way but get no
+    ``_seed_sd``: the mean of the per-image spreads bounds how far the set's mean NIQE can move
+    under the other filter arithmetics (each image moves by at most its spread).
     """
     metrics = [c for c in ("psnr", "ssim", *OPTIONAL_COLUMNS) if c in df.columns]
-    spreads = [f"{m}_seed_sd" for m in metrics]
-    columns = [*SUMMARY_KEYS, *metrics, "n_images", "n_seeds", *spreads]
+    uncertain = [c for c in UNCERTAINTY_COLUMNS if c in df.columns]
+    seed_sds = [f"{m}_seed_sd" for m in metrics]
+    columns = [*SUMMARY_KEYS, *metrics, *uncertain, "n_images", "n_seeds", *seed_sds]
     if df.empty:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
     keys = list(SUMMARY_KEYS)
     seeded = df.assign(_seed=df["seed"].astype("string").fillna("") if "seed" in df.columns else "")
     per_seed = seeded.groupby([*keys, "_seed"], dropna=False, sort=True)
-    means = per_seed[metrics].agg(lambda s: s.mean(skipna=False))
+    means = per_seed[[*metrics, *uncertain]].agg(lambda s: s.mean(skipna=False))
     means["n_images"] = per_seed["image"].nunique(dropna=False) if "image" in df.columns else per_seed.size()
     grouped = means.reset_index().groupby(keys, dropna=False, sort=True)
-    out = grouped[metrics].agg(lambda s: s.mean(skipna=False))
+    out = grouped[[*metrics, *uncertain]].agg(lambda s: s.mean(skipna=False))
     out["n_images"] = grouped["n_images"].min()
     out["n_seeds"] = grouped.size()
-    for metric, spread in zip(metrics, spreads):
-        out[spread] = grouped[metric].std(ddof=1)
+    for metric, seed_sd in zip(metrics, seed_sds):
+        out[seed_sd] = grouped[metric].std(ddof=1)
     return out.reset_index()[columns]
