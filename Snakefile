@@ -19,6 +19,10 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.json")
 
 
+# The report's first screen: what was reproduced and the verdict per claim (reports/html/front.html).
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/reported.smk"

@@ -149,7 +149,7 @@ def render_weights_status(statuses: list[WeightStatus]) -> str:
         "",
         f"Folder: `{hub_checkpoint_dir()}` (set `TORCH_HOME` to move it). Every file is checked against "
         "torchvision's sha256 prefix and, once fetched, its full sha256 in `config/checksums.lock.yaml`. "
-        "Without the AlexNet file the LPIPS cells of Tables III and VI read `–`.",
+        "Without the AlexNet file the LPIPS cells of Tables III and VI read `∅` (not computed).",
         "",
         "| name | used by | status | path | how to get it |",
         "|---|---|---|---|---|",

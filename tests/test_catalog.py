@@ -98,7 +98,7 @@ def test_pcl_fixed_depends_on_the_edsr_l_run(catalog) -> None:
 
 def test_finetune_and_scratch_budgets_follow_the_spec(catalog) -> None:
     rcan, nlsn = catalog.get("rcan-pcl"), catalog.get("nlsn-pcl")
-    # Spec method.md 5-6: 599 epochs x 1000 iterations, batch 16, LR patch 48, cosine restarts.
+    # docs/method.md §5.2 and §6.1: 599 epochs x 1000 iterations, batch 16, LR patch 48, cosine restarts.
     b = rcan.budget("finetune")
     assert (b["iterations"], b["batch"], b["lr_patch"]) == (599_000, 16, 48)
     assert rcan.schedule("finetune") == {"type": "cosine-restart", "lr": 5e-5, "eta_min": 1e-8, "periods": [200, 200, 200],

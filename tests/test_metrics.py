@@ -1,6 +1,6 @@
-"""PSNR/SSIM under the two evaluation protocols (spec method.md §7.1, §7.2).
+"""PSNR/SSIM under the two evaluation protocols (docs/protocols.md §1-§5; docs/method.md §7 points there).
 
-Expected numbers are hand-derived from the formulas in spec §7.1 (Y = 16 + (65.481 R + 128.553 G
+Expected numbers are hand-derived from the formulas in docs/protocols.md §2 (Y = 16 + (65.481 R + 128.553 G
 + 24.966 B)/255, PSNR = 10 log10(255^2/MSE), SSIM with C1 = (0.01*255)^2, C2 = (0.03*255)^2),
 or come from the independent float64 numpy/scipy reference (pcl.metrics.reference), or from
 scikit-image's ``structural_similarity`` plus a numpy PSNR -- what SR users run, code we share
@@ -31,7 +31,7 @@ from pcl.metrics.ssim_filter import gaussian_filter_valid
 from pcl.metrics.reference import reference_psnr_ssim
 from pcl.resources import resource_path
 
-C1 = (0.01 * 255) ** 2  # spec §7.1
+C1 = (0.01 * 255) ** 2  # docs/protocols.md §2
 # Spec §7.2: replicating a gray image and taking Y compresses differences by 219/255.
 GRAY_SHIFT_DB = 20 * math.log10(255 / 219)
 
@@ -75,7 +75,7 @@ def test_protocol_names() -> None:
 
 
 def test_min_size_is_two_shaves_plus_window() -> None:
-    # 2*scale shaved pixels + one 11-px SSIM window (spec §7.1).
+    # 2*scale shaved pixels + one 11-px SSIM window (docs/protocols.md §2).
     assert min_size(4) == 19
     assert min_size(2) == 15
     with pytest.raises(PCLError, match="positive integer"):
@@ -151,7 +151,7 @@ def test_psnr_of_one_grey_level_offset(protocol: str) -> None:
     sr = hr + np.uint8(1)
     psnr, _ = evaluate_pair(sr, hr, scale=2, protocol=protocol)
     # matlab scores gray values: MSE = 1 -> 10 log10(255^2) = 48.1308 dB.  authors scores Y of the
-    # replicated gray image: offset 219/255 -> +20 log10(255/219) (spec §7.2).
+    # replicated gray image: offset 219/255 -> +20 log10(255/219) (docs/protocols.md §5).
     expected = 10 * math.log10(255**2) + (GRAY_SHIFT_DB if protocol == "authors" else 0.0)
     assert round(10 * math.log10(255**2), 4) == 48.1308
     assert psnr == pytest.approx(expected, abs=1e-9)
@@ -323,7 +323,7 @@ def test_cuda_matches_cpu() -> None:
     assert gpu == pytest.approx(cpu, abs=1e-9)
 
 
-# --- real images: the two conventions on a gray GT (spec §7.2) --------------------------------
+# --- real images: the two conventions on a gray GT (docs/protocols.md §5) --------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -343,12 +343,12 @@ def test_bridge_protocol_shift(bridge: tuple[np.ndarray, np.ndarray]) -> None:
     sr, hr = bridge
     matlab = evaluate_pair(sr, hr, scale=4, protocol="matlab")
     authors = evaluate_pair(sr, hr, scale=4, protocol="authors")
-    # Same gray error, Y-compressed by 219/255 under authors: +1.3219 dB exactly (spec §7.2).
+    # Same gray error, Y-compressed by 219/255 under authors: +1.3219 dB exactly (docs/protocols.md §5).
     assert round(GRAY_SHIFT_DB, 4) == 1.3219
     assert authors[0] - matlab[0] == pytest.approx(GRAY_SHIFT_DB, abs=1e-9)
     # Bicubic x4 on bridge lands in the low-to-mid 20s dB (Set14 bicubic mean is ~26 dB).
     assert 20.0 < matlab[0] < 30.0
-    # SSIM also moves, because C1, C2 are not rescaled with the 219/255 compression (spec §7.2).
+    # SSIM also moves, because C1, C2 are not rescaled with the 219/255 compression (docs/protocols.md §5).
     assert abs(authors[1] - matlab[1]) > 1e-3
     for protocol, got in (("matlab", matlab), ("authors", authors)):
         ref = reference_psnr_ssim(sr, hr, scale=4, protocol=protocol)
@@ -368,7 +368,7 @@ def test_bridge_rgb_sr_scores_like_gray_sr(
 
 
 def test_rgb_gt_protocols_agree() -> None:
-    # For 3-channel GT the two scripts are identical (spec §7.2).
+    # For 3-channel GT the two scripts are identical (docs/protocols.md §5).
     img = Image.open(resource_path("benchmarks", "Set5", "HR", "butterfly.png"))
     hr = np.asarray(img)
     sr = _bicubic_x4(img)

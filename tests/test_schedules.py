@@ -9,7 +9,7 @@ import pytest
 from pcl.errors import PCLError
 from pcl.train.schedules import Schedule
 
-# Spec method.md 5/6: RCAN script lr0 5e-5, eta_min 1e-8, periods [200, 200, 200], weights [1, 1, 1];
+# docs/method.md §5.2 and §6.1: RCAN script lr0 5e-5, eta_min 1e-8, periods [200, 200, 200], weights [1, 1, 1];
 # NLSN script lr0 5e-6, eta_min 1e-9, weights [1, 0.5, 0.5]; 1000 iterations per epoch.
 RCAN = Schedule.from_dict({"type": "cosine-restart", "lr": 5e-5, "eta_min": 1e-8, "periods": [200, 200, 200],
                            "weights": [1, 1, 1], "iterations_per_epoch": 1000})

@@ -179,9 +179,16 @@ def test_write_reports_with_a_gains_file(tmp_path: Path, capsys) -> None:
                                    f"[{psnr['ci_low']:+.3f}, {psnr['ci_high']:+.3f}] (printed +0.06) | +0.0003 [")
     assert "| – (printed +0.04) |" in md[ours + 1]  # Set14 not evaluated
     assert "gain & reported/rcan-pcl vs rcan-official/authors" in (tmp_path / "with" / "table2.tex").read_text()
-    # gains.csv, not the table's long CSV, holds the gains; the other tables get no gain lines
-    for name in ("table2.csv", "table3.md", "table3.tex"):
+    # the other tables get no gain lines
+    for name in ("table3.csv", "table3.md", "table3.tex"):
         assert (tmp_path / "with" / name).read_text() == (tmp_path / "without" / name).read_text(), name
+    # table2.csv: the table's own rows unchanged, then one `gain` row per gain cell (Set5 PSNR, SSIM)
+    with_csv, without_csv = (pd.read_csv(tmp_path / d / "table2.csv", keep_default_na=False, dtype={"paper_value": str}) for d in ("with", "without"))
+    pd.testing.assert_frame_equal(with_csv.iloc[: len(without_csv)], without_csv)
+    added = with_csv.iloc[len(without_csv):]
+    assert added["line"].tolist() == ["gain", "gain"] and added["comparable"].tolist() == ["yes", "yes"]
+    assert added["metric"].tolist() == ["psnr_gain", "ssim_gain"] and added["paper_value"].tolist()[0] == "+0.06"
+    assert float(added["our_value"].iloc[0]) == pytest.approx(0.03)
     # `pcl tables --gains` with a file that is not there: one line naming it, exit 2, nothing written
     cells = tmp_path / "cells.json"
     write_cells(cells, cells_map({}, source="test"))

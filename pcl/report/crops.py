@@ -1,9 +1,12 @@
 """Fig. 2/3-style visual comparisons: the full HR image with the crop box, then the same crop from
 HR and from every model, each with PSNR/SSIM of the crop and of the whole image underneath.
 
-Crops come from the config or are found automatically: the patch where the +PCL minus baseline
+Crops come from the config or are found automatically: the patch where the +PCL minus reference
 per-patch PSNR is largest and, labelled as such, the one where it is most negative (a figure that
-shows only the best patch is an advertisement, not evidence).  Scores are Y-channel PSNR/SSIM
+shows only the best patch is an advertisement, not evidence).  Two references are searched, each
+named in the figure: the baseline (what the paper's Fig. 2/3 compare) and, where it exists, the
+L1-only control, the comparison that isolates the contrastive term: the patch that flatters +PCL
+most against the baseline may show no difference at all against the control.  Scores are Y-channel PSNR/SSIM
 (protocol ``matlab``): the whole image as in the tables, the crop on its own pixels.
 """
 
@@ -52,8 +55,13 @@ def crop_scores(sr: np.ndarray, hr: np.ndarray, crop: Crop) -> tuple[float, floa
     return float(psnr_planes(a, b)[0]), float(ssim_planes(a, b)[0])
 
 
-def auto_crops(hr: np.ndarray, pcl: np.ndarray, base: np.ndarray, size: int, *, scale: int = 4) -> tuple[Crop, Crop]:
-    """(most favourable, least favourable) patch for +PCL: per-patch PSNR difference on a half-overlapping grid."""
+def auto_crops(hr: np.ndarray, pcl: np.ndarray, base: np.ndarray, size: int, *, scale: int = 4,
+               against: str = "baseline") -> tuple[Crop, Crop]:
+    """(most favourable, least favourable) patch for +PCL: per-patch PSNR difference on a half-overlapping grid.
+
+    ``against`` names the reference model ``base`` in each crop's reason, e.g. ``best vs baseline:
+    +PCL +0.41 dB`` -- a crop picked against one model must never read as picked against another.
+    """
     h, w = hr.shape[:2]
     if size > min(h, w) - 2 * scale:
         raise PCLError(f"crop size {size} does not fit the {w}x{h} image; choose a smaller one")
@@ -70,8 +78,8 @@ def auto_crops(hr: np.ndarray, pcl: np.ndarray, base: np.ndarray, size: int, *, 
                 best = (diff, x, y)
             if worst is None or diff < worst[0]:
                 worst = (diff, x, y)
-    return (Crop(best[1], best[2], size, f"largest +PCL gain ({best[0]:+.2f} dB)"),
-            Crop(worst[1], worst[2], size, f"largest +PCL loss ({worst[0]:+.2f} dB)"))
+    return (Crop(best[1], best[2], size, f"best vs {against}: largest +PCL gain over the {against} ({best[0]:+.2f} dB)"),
+            Crop(worst[1], worst[2], size, f"worst vs {against}: largest +PCL loss to the {against} ({worst[0]:+.2f} dB)"))
 
 
 def comparison_figure(hr_path: Path, models: dict[str, Path], crop: Crop, out: Path, *, title: str, scale: int = 4) -> Path:

@@ -2,7 +2,9 @@
 
 * Fig. 2/3 crops: for each configured image and each backbone of a tier that has a +PCL run and its
   baseline (or the official weights), HR / Bicubic / baseline / +PCL (/ control) crops with their
-  scores, at the configured crop or automatically at the best and the worst patch for +PCL;
+  scores, at the configured crop or automatically at the best and the worst patch for +PCL against
+  the baseline (or official weights) and, where the tier has one, against the L1-only control
+  (``..._{best,worst}_vs_<reference>.png``);
 * training curves of the runs of each backbone of a trained tier (``log.csv``);
 * Table VII's alpha curve, the paper beside whatever alpha runs exist.
 The SR images are those ``pcl evaluate --save-sr`` wrote; their folder is read from the result
@@ -95,11 +97,32 @@ def _one_image(results_dir, hr_dirs, fig: FigureImage, roles, out_dir: Path, *, 
         return [comparison_figure(hr_path, models, Crop(*fig.crop), Path(out_dir) / f"{stem}.png", title=title, scale=scale)]
     hr = read_image(hr_path)
     hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
-    pcl_img = read_image(next(p for label, p in models.items() if label.startswith("+PCL")))
-    ref_img = read_image(list(models.values())[1])
-    best, worst = auto_crops(hr, pcl_img, ref_img, crop_size, scale=scale)
-    return [comparison_figure(hr_path, models, best, Path(out_dir) / f"{stem}_best.png", title=title, scale=scale),
-            comparison_figure(hr_path, models, worst, Path(out_dir) / f"{stem}_worst.png", title=title, scale=scale)]
+    written = []
+    for reference, crops in automatic_crops(hr, models, crop_size, scale=scale):
+        for kind, crop in zip(("best", "worst"), crops):
+            written.append(comparison_figure(hr_path, models, crop, Path(out_dir) / f"{stem}_{kind}_vs_{reference}.png",
+                                             title=title, scale=scale))
+    return written
+
+
+def automatic_crops(hr, models: dict[str, Path], crop_size: int, *, scale: int) -> list[tuple[str, tuple[Crop, Crop]]]:
+    """(reference, (best, worst)) for each reference +PCL is compared with: the baseline (or official
+    weights, the second model of ``models``) and the L1-only control when ``models`` holds one.
+
+    Why both: against the baseline the best patch shows what the paper's figures show; against the
+    control it shows what the contrastive term alone changed -- often far less.
+    """
+    from pcl.data.images import read_image
+
+    labels = list(models)
+    pcl_label = next(label for label in labels if label.startswith(ROLE_LABELS["pcl"]))
+    pcl_img = read_image(models[pcl_label])
+    references = [(labels[1].split(" ", 1)[0], models[labels[1]])]
+    control = next((label for label in labels if label.startswith(ROLE_LABELS["control"])), None)
+    if control is not None:
+        references.append(("control", models[control]))
+    return [(name, auto_crops(hr, pcl_img, read_image(path), crop_size, scale=scale, against=name))
+            for name, path in references]
 
 
 def curve_figures(runs_root: Path, tier: str, out_dir: Path) -> list[Path]:

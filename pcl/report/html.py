@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from pcl.atomic import atomic_write_text
+from pcl.report.front import write_front
 
 STYLE = """
 body { font-family: system-ui, sans-serif; font-size: 14px; margin: 1.5em; color: #222; }
@@ -91,7 +92,12 @@ def markdown_to_html(text: str, *, title: str) -> str:
 
 
 def write_html_pages(sources: list[Path], out_dir: Path) -> list[Path]:
-    """``<out_dir>/<stem>.html`` for every Markdown (or plain-text) source; plain text goes in <pre>."""
+    """``<out_dir>/<stem>.html`` for every Markdown (or plain-text) source; plain text goes in <pre>.
+
+    When the verdict (``verdict.md``) is among them, also the report's first screen
+    (``<out_dir>/front.html``, ``pcl.report.front``): written in the same step as the pages it links
+    to, so it never names a page this run did not write.
+    """
     written = []
     for src in sources:
         src = Path(src)
@@ -102,4 +108,7 @@ def write_html_pages(sources: list[Path], out_dir: Path) -> list[Path]:
         else:
             page = markdown_to_html(f"# {src.name}\n\n```\n{text}\n```", title=src.name)
         written.append(atomic_write_text(Path(out_dir) / f"{src.stem}.html", page))
+    by_stem = {Path(s).stem: Path(s) for s in sources}
+    if "verdict" in by_stem and by_stem["verdict"].suffix == ".md":
+        written.append(write_front(by_stem["verdict"], Path(out_dir), table2=by_stem.get("table2"), pages=set(by_stem)))
     return written

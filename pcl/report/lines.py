@@ -27,10 +27,23 @@ LONG_COLUMNS: tuple[str, ...] = (
     "n_seeds",
     "seed_sd",
     "source_files",
+    "line",
+    "comparable",
 )
 """Columns of a table's CSV: one row per (line, dataset, metric); ``source`` is the tier (``paper``
 for the paper's lines), ``n_seeds``/``seed_sd`` the training seeds averaged and the spread of
-their means, ``source_files`` the result files of the cell, ``;``-separated."""
+their means, ``source_files`` the result files of the cell, ``;``-separated; ``line`` says what the
+row is (``paper``, ``result``, or ``gain`` for Table II's gain lines) and ``comparable`` whether the
+tier may be set beside the paper (``yes``, or ``no: not comparable with the paper``; empty on the
+paper's own lines), so a reader of the CSV alone sees what the Markdown marks ``(n/c)``."""
+
+NOT_COMPARABLE = "no: not comparable with the paper"
+"""Value of the ``comparable`` column for a tier in ``pcl.names.NON_COMPARABLE_TIERS``."""
+
+
+def comparable_text(tier: str) -> str:
+    """``yes`` or ``NOT_COMPARABLE``: the CSV's ``comparable`` value for a line of ``tier``."""
+    return NOT_COMPARABLE if tier in NON_COMPARABLE_TIERS else "yes"
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,12 @@ class Cell:
     """Sample standard deviation of the seed means when ``n_seeds`` > 1 (None otherwise)."""
     files: tuple[str, ...] = ()
     """Result files this cell was read from (empty on the paper's lines and for a set not evaluated)."""
+
+    @property
+    def evaluated(self) -> bool:
+        """Whether our line has rows for this set at all: a cell with files but no value is a metric
+        that was not computed on an evaluated set (an LPIPS without its weights), not a missing set."""
+        return bool(self.files)
 
     @property
     def paper_value(self) -> float | None:
@@ -108,6 +127,8 @@ def long_frame(lines: tuple[Line, ...]) -> pd.DataFrame:
                     "n_seeds": cell.n_seeds,
                     "seed_sd": cell.seed_sd,
                     "source_files": ";".join(cell.files),
+                    "line": "paper" if line.is_paper else "result",
+                    "comparable": "" if line.is_paper else comparable_text(line.source),
                 }
             )
     frame = pd.DataFrame.from_records(records, columns=LONG_COLUMNS)

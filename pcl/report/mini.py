@@ -16,6 +16,7 @@ import pandas as pd
 
 from pcl.names import DATASETS
 from pcl.atomic import atomic_write_text
+from pcl.report.render import NOT_COMPUTED, NOT_EVALUATED
 from pcl.report.results import SOURCE_COLUMN, display_path
 
 ROLES: tuple[tuple[str, str], ...] = (
@@ -89,8 +90,9 @@ def to_markdown(summary: pd.DataFrame, *, tier: str = "mini", speeds: dict[str, 
            "Never compared with the paper: a small EDSR-S trained on 80 stand-in photos. `+PCL - control` isolates the "
            "contrastive term (same start, schedule and iterations, L1 only); `+PCL - baseline` is what the paper's "
            "Table II compares. Over several training seeds a cell reads `mean ± sd` of the seed means. "
-           "NIQE/LPIPS: lower is better. Per-image files: the `source` column of "
-           f"reports/tables/{tier}.csv.", ""]
+           f"NIQE/LPIPS: lower is better. `{NOT_EVALUATED}`: a set the method was not evaluated on (on a difference "
+           f"line: one side missing); `{NOT_COMPUTED}`: a metric not computed on a set that was evaluated. "
+           f"Per-image files: the `source` column of reports/tables/{tier}.csv.", ""]
     if summary.empty:
         return "\n".join(out + [f"No `{tier}` results yet."]) + "\n"
     for (backbone, protocol), part in summary.groupby(["backbone", "protocol"], sort=True):
@@ -98,13 +100,15 @@ def to_markdown(summary: pd.DataFrame, *, tier: str = "mini", speeds: dict[str, 
         value = {(r["role"], r["dataset"], r["metric"]): r["value"] for r in part.to_dict("records")}
         spread = {(r["role"], r["dataset"], r["metric"]): r["seed_sd"] for r in part.to_dict("records")
                   if r["n_seeds"] > 1}
+        evaluated = {(r["role"], r["dataset"]) for r in part.to_dict("records")}
         out += [f"## {backbone} / {protocol}", "",
                 "| method | " + " | ".join(f"{d} {m.upper().replace('_', '-')}" for d, m in cols) + " |",
                 "|---|" + "---:|" * len(cols)]
         for role, label in ROLES:
             if any((role, d, m) in value for d, m in cols):
-                out.append(f"| {label} | " + " | ".join(_with_spread(value.get((role, d, m)), spread.get((role, d, m)), m)
-                                                       for d, m in cols) + " |")
+                out.append(f"| {label} | " + " | ".join(
+                    _with_spread(value[(role, d, m)], spread.get((role, d, m)), m) if (role, d, m) in value
+                    else NOT_COMPUTED if (role, d) in evaluated else NOT_EVALUATED for d, m in cols) + " |")
         for a, b, label in (("pcl", "control", "+PCL - control"), ("pcl", "baseline", "+PCL - baseline"),
                             ("baseline", "bicubic", "baseline - bicubic")):
             diffs = [value[(a, d, m)] - value[(b, d, m)] if (a, d, m) in value and (b, d, m) in value else None for d, m in cols]

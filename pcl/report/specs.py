@@ -92,13 +92,16 @@ TABLE2 = TableSpec(
     notes=(LOSS_SCALE_NOTE,),
 )
 
+LPIPS_NOTE = (
+    "LPIPS: the `lpips` package v0.1, AlexNet, RGB in [0, 1], on the region PSNR/SSIM score (GT mod-cropped, 4 px "
+    "shaved); its cells read `∅` (not computed) until the AlexNet weights are in place (`pcl weights fetch "
+    "alexnet`, see reports/weights_status.md). The paper does not state its setting. Lower is better."
+)
 PERCEPTUAL_NOTES: tuple[str, ...] = (
     "NIQE: the official MATLAB NIQE (Mittal et al. 2013, shipped pristine model, 96x96 blocks), computed by the "
     "harness on the SR image converted with MATLAB's rgb2gray, after removing `scale` (4) pixels on every side as "
-    "SR papers do (rows also hold `niqe_y`, the same on MATLAB's Y channel). LPIPS: the `lpips` package v0.1, "
-    "AlexNet, RGB in [0, 1], on the region PSNR/SSIM score (GT mod-cropped, 4 px shaved); its cells read `–` "
-    "until the AlexNet weights are in place (`pcl weights fetch alexnet`, see reports/weights_status.md). The "
-    "paper states neither setting. Lower is better for both.",
+    "SR papers do (rows also hold `niqe_y`, the same on MATLAB's Y channel); the paper does not state its setting, "
+    "lower is better. " + LPIPS_NOTE,
     "The authors released no per-image LPIPS/NIQE, so the `reported` tier has no line here: the paper's values "
     "are the only reference.",
 )
@@ -160,7 +163,7 @@ TABLE6 = TableSpec(
     number=6,
     row_key=lambda row: f"pos{str(row['pos']).strip()}-neg{str(row['neg']).strip()}",
     label_header="Samples",
-    notes=(PERCEPTUAL_NOTES[0], NEGATIVES_NOTE),
+    notes=(LPIPS_NOTE, NEGATIVES_NOTE),  # the paper's Table VI has LPIPS but no NIQE column
 )
 
 TABLE7 = TableSpec(

@@ -7,6 +7,10 @@ result rows -> gains.csv -> tables, so the table and gains.md can never disagree
 
 The printed gain is the paper's ``X+PCL`` value minus its ``X`` value, in ``Decimal`` on the
 printed strings (``32.46 - 32.39`` is ``+0.07``; in binary floats it is 0.07000000000000028).
+
+A gain line of a tier that is not comparable with the paper (``mini``: a small model on stand-in
+photos) is marked so in its label and cells, and carries no printed gain beside it: its size says
+nothing about the paper's, only its sign and interval about the contrastive term in miniature.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ import pandas as pd
 
 from pcl.errors import PCLError
 from pcl.metrics.psnr_ssim import PROTOCOLS
-from pcl.names import TIERS
+from pcl.names import NON_COMPARABLE_TIERS, TIERS
 from pcl.report.gains import COMPARISONS
 from pcl.report.gains_report import cell_text
 from pcl.report.labels import BACKBONE_LABELS
+from pcl.report.lines import LONG_COLUMNS, comparable_text
 from pcl.report.paper import PaperTable, decimals, to_decimal
 from pcl.report.render import ExtraLine, Extras, latex_escape
 
@@ -35,6 +40,9 @@ _SIGN = re.compile(r"([+-])(?=\d)")
 _KEY = ["tier", "protocol", "comparison", "dataset", "metric"]
 GAIN_LABEL = "gain"
 """Label column of a gain line."""
+NOT_COMPARABLE_LABEL = "not comparable with the paper"
+"""Appended to the source of a gain line whose tier is in ``NON_COMPARABLE_TIERS``."""
+_NON_COMPARABLE = ", ".join(f"`{t}`" for t in sorted(NON_COMPARABLE_TIERS))
 _OFFICIAL_TIERS = ", ".join(f"`{t}`" for t in sorted(next(t for t, _, _, k in COMPARISONS if k == "vs official")))
 
 
@@ -80,11 +88,14 @@ def _order(key: tuple[str, str, str]) -> tuple:
             tier, protocol, comparison)
 
 
-def _cell(rec: dict | None, printed: str, *, latex: bool) -> str:
+def _cell(rec: dict | None, printed: str, *, latex: bool, comparable: bool = True) -> str:
     """``+0.031 [+0.012, +0.050] (printed +0.07)``; in LaTeX the signs in math (``$+$0.031``) as the
-    table's other cells print them, and ``--`` where gains.csv has no such cell."""
+    table's other cells print them, and ``--`` where gains.csv has no such cell.  A tier that is not
+    comparable gets ``(n/c)`` instead of the printed gain."""
     text = ("--" if latex else "–") if rec is None else cell_text(rec)
-    if printed:
+    if not comparable:
+        text += " (n/c)" if rec is not None else ""
+    elif printed:
         text += f" (printed {printed})"
     # The text holds only numbers, signs, brackets and words: the signs are its only LaTeX specials.
     return _SIGN.sub(r"$\1$", text.replace("–", "--")) if latex else text
@@ -109,15 +120,29 @@ def gain_lines(gains: pd.DataFrame, paper: PaperTable) -> dict[str, tuple[ExtraL
         lines = []
         for key, sub in sorted(mine.groupby(["tier", "protocol", "comparison"], sort=False), key=lambda kv: _order(kv[0])):
             tier, protocol, comparison = key
+            ok = tier not in NON_COMPARABLE_TIERS
+            mark = "" if ok else f" ({NOT_COMPARABLE_LABEL})"
             recs = {(r["dataset"], r["metric"]): r for r in sub.to_dict("records")}
             lines.append(ExtraLine(
                 GAIN_LABEL,
-                f"{tier} / `{comparison}` / {protocol}",
-                latex_escape(f"{tier}/{comparison}/{protocol}"),
-                tuple(_cell(recs.get(c), printed[c], latex=False) for c in columns),
-                tuple(_cell(recs.get(c), printed[c], latex=True) for c in columns),
+                f"{tier} / `{comparison}` / {protocol}{mark}",
+                latex_escape(f"{tier}/{comparison}/{protocol}{mark}"),
+                tuple(_cell(recs.get(c), printed[c], latex=False, comparable=ok) for c in columns),
+                tuple(_cell(recs.get(c), printed[c], latex=True, comparable=ok) for c in columns),
+                tuple(_record(row, recs[c], printed[c] if ok else "") for c in columns if c in recs),
             ))
         out[row] = tuple(lines)
+    return out
+
+
+def _record(row: str, rec: dict, printed: str) -> dict:
+    """One CSV row of a gain line (``LONG_COLUMNS``): the mean gain as ``our_value``, the printed gain
+    as ``paper_value`` (empty for a tier that is not comparable), and the ``comparable`` mark."""
+    out: dict = dict.fromkeys(LONG_COLUMNS)
+    out.update(row_label=row, source=rec["tier"], protocol=rec["protocol"], experiment=rec["comparison"],
+               dataset=rec["dataset"], metric=f"{rec['metric']}_gain", paper_value=printed,
+               our_value=rec["mean_gain"], n_images=rec.get("n"), line=GAIN_LABEL,
+               comparable=comparable_text(rec["tier"]))
     return out
 
 
@@ -127,7 +152,9 @@ def gain_extras(gains: pd.DataFrame, paper: PaperTable) -> Extras:
         f"Each `{GAIN_LABEL}` line under a `+PCL` row is one (tier, comparison, protocol) of gains.csv (`pcl gains`): "
         "our mean per-image gain of +PCL over the model it is compared with, its paired bootstrap 95% interval in "
         "`[ ]`, and `(printed ...)` the gain the paper prints (its `+PCL` row minus the plain row, to the printed "
-        "decimals); the gains "
+        f"decimals); a line of a tier that is not comparable with the paper ({_NON_COMPARABLE}) says so, its cells "
+        "carry `(n/c)` and no printed gain (its size is not the paper's, only its sign and interval mean something); "
+        "`–` is a cell gains.csv has no gain for; the gains "
         f"over the official weights in tiers {_OFFICIAL_TIERS} measure the authors' released fine-tuning, not the "
         "contrastive term (reports/tables/gains.md)."
     )

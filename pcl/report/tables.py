@@ -156,13 +156,24 @@ def build_table(
 def write_table(table: BuiltTable, out_dir: Path, extras: Extras | None = None) -> list[Path]:
     """Write ``<name>.md``, ``<name>.tex`` and ``<name>.csv`` into ``out_dir`` (e.g. reports/tables).
 
-    ``extras`` (Table II's gain lines, ``pcl.report.table_gains``) go into the Markdown and LaTeX
-    only: gains.csv, not the table's CSV, is their machine-readable home.
+    ``extras`` (Table II's gain lines, ``pcl.report.table_gains``) go into all three: the CSV gets
+    their mean gains as rows with ``line`` = ``gain`` and the same ``comparable`` mark as the
+    Markdown (gains.csv stays the home of their intervals and tests).
     """
     out_dir = Path(out_dir)
     stem = table.spec.name
     return [
         atomic_write_text(out_dir / f"{stem}.md", to_markdown(table, extras)),
         atomic_write_text(out_dir / f"{stem}.tex", to_latex(table, extras)),
-        atomic_write_text(out_dir / f"{stem}.csv", table.long_frame().to_csv(index=False)),
+        atomic_write_text(out_dir / f"{stem}.csv", csv_frame(table, extras).to_csv(index=False)),
     ]
+
+
+def csv_frame(table: BuiltTable, extras: Extras | None = None) -> pd.DataFrame:
+    """The table's CSV: ``long_frame`` and, after it, the rows of ``extras``' lines (if any)."""
+    frame = table.long_frame()
+    rows = [r for lines in (extras.after.values() if extras else ()) for x in lines for r in x.records]
+    if not rows:
+        return frame
+    extra = pd.DataFrame.from_records(rows, columns=list(frame.columns)).astype({"n_images": "Int64", "n_seeds": "Int64"})
+    return pd.concat([frame, extra], ignore_index=True)
