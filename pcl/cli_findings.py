@@ -21,12 +21,23 @@ def cmd_gains(args: argparse.Namespace) -> int:
     gains = compute_gains(results, draws=args.draws, seed=args.seed)
     written = write_gains(gains, Path(args.out_dir))
     figures = Path(args.figures_dir)
-    written.append(forest_plot(gains, figures / "gains_forest_psnr.png"))
+    written.append(forest_plot(gains, figures / "gains_forest_psnr.png", min_effects=_min_effects(args.claims)))
     written.append(gain_distributions(results, figures / "gains_per_image_psnr.png"))
     for path in written:
         print(path)
     print(f"{len(gains)} gains ({args.draws} bootstrap draws, seed {args.seed})")
     return 0
+
+
+def _min_effects(claims: str | None) -> dict[str, float] | None:
+    """The claims catalog's ``min_effect``, so the forest plot's markers use the verdict's numbers;
+    None (the figure's defaults, the same values) when no catalog is at hand."""
+    if not claims or not Path(claims).is_file():
+        return None
+    from pcl.report.verdict_rules import min_effects
+    from pcl.yamlio import read_yaml
+
+    return min_effects(read_yaml(Path(claims), what="claims catalog", missing_hint="restore config/claims.yaml"), claims)
 
 
 def cmd_verdict(args: argparse.Namespace) -> int:
@@ -138,6 +149,8 @@ def add_findings_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--figures-dir", default="reports/figures")
     p.add_argument("--draws", type=int, default=BOOTSTRAP_DRAWS, help=f"bootstrap draws (default {BOOTSTRAP_DRAWS})")
     p.add_argument("--seed", type=int, default=BOOTSTRAP_SEED, help="seed of the bootstrap (recorded in gains.csv)")
+    p.add_argument("--claims", default="config/claims.yaml",
+                   help="claims catalog whose min_effect decides the forest plot's filled markers (as in the verdict)")
     p.set_defaults(func=cmd_gains)
 
     p = sub.add_parser("verdict", help="status and evidence of each claim of config/claims.yaml")

@@ -191,6 +191,8 @@ rule pages:
             report(f"reports/html/{name}.html", caption=f"../report/{caption}.rst", category=category, labels={"page": name})
             for name, (_, category, caption) in PAGES.items()
         ],
+        # the report's first screen (workflow/report/workflow.rst includes it); written with verdict.md
+        front="reports/html/front.html",
     params:
         pcl=PCL,
     log:
