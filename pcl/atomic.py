@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -191,16 +192,56 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
+_TEMP_DIR_RE = re.compile(r"^\..*pcl-(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmpdir$")
+#: A temp folder of another host is removed only after a day untouched: its writer cannot be asked
+#: whether it lives, and a folder's mtime moves only when entries are added or removed.
+STALE_DIR_AGE_S = 86400.0
+
+
+def clean_stale_temp_dirs(parent: Path) -> list[Path]:
+    """Remove the temp folders (:func:`make_temp_dir`) that killed writers left in ``parent``.
+
+    Why: a prepare, extraction or evaluation killed half-way leaves a hidden folder of partial data
+    that nothing would ever remove; a folder of this host whose writer no longer exists, or of any
+    host untouched for ``STALE_DIR_AGE_S``, is removed on the next temp folder made beside it.
+    """
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_DIR_RE.match(entry.name)
+        if not match:
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            pid = int(match["pid"])
+            mine = match["host"] == HOST_TOKEN
+            dead = mine and pid != os.getpid() and not _pid_alive(pid)
+            if dead or now - entry.stat(follow_symlinks=False).st_mtime > STALE_DIR_AGE_S:
+                shutil.rmtree(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # raced with its writer's rename or another cleaner
+            continue
+    return removed
+
+
 def make_temp_dir(parent: Path, prefix: str) -> Path:
     """A new empty folder in ``parent`` to fill and then rename into place (mkdtemp's job).
 
     Why not mkdtemp: its 0700 would survive the rename and hide prepared data from the other users
     of a shared account group; ``os.mkdir(..., 0o777)`` gets the umask applied as ``mkdir`` does.
+    The name carries this host and process (``<prefix>pcl-<host>-<pid>-<random>.tmpdir``) so that
+    the folders of killed writers are found and removed (:func:`clean_stale_temp_dirs`).
     """
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temp_dirs(parent)
     while True:
-        folder = parent / f"{prefix}{secrets.token_hex(4)}"
+        folder = parent / f"{prefix}pcl-{HOST_TOKEN}-{os.getpid()}-{secrets.token_hex(4)}.tmpdir"
         try:
             os.mkdir(folder, 0o777)
             return folder
@@ -212,5 +253,5 @@ def make_temp_dir(parent: Path, prefix: str) -> Path:
             raise
 
 
-__all__ = ["FILE_MODE", "STALE_AGE_S", "atomic_write", "atomic_write_text", "clean_stale_temps", "fsync_dir",
-           "make_temp_dir"]
+__all__ = ["FILE_MODE", "STALE_AGE_S", "STALE_DIR_AGE_S", "atomic_write", "atomic_write_text", "clean_stale_temp_dirs",
+           "clean_stale_temps", "fsync_dir", "make_temp_dir"]

@@ -13,6 +13,7 @@ import hashlib
 import os
 import pickle
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -340,3 +341,25 @@ def test_prepared_outputs_are_0644_and_0755(tmp_path: Path, set5_dir: Path) -> N
             want = 0o755 if p.is_dir() else 0o644
             assert p.stat().st_mode & 0o777 == want, p
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [data.root.name]  # no temp folder left
+
+
+def test_temp_folders_of_killed_writers_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    """A prepare or extraction killed half-way leaves its hidden temp folder; the next temp folder
+    made beside it removes that one (its pid, from a finished child of this host, is dead), keeps
+    a live writer's (this process) and an unrelated hidden folder, and comes out with mkdir's mode."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    crashed = tmp_path / f".Set5.extract-pcl-{HOST_TOKEN}-{dead.pid}-0badf00d.tmpdir"
+    (crashed / "HR").mkdir(parents=True)
+    (crashed / "HR" / "baby.png").write_bytes(b"partial")
+    live = make_temp_dir(tmp_path, ".other.install-")
+    unrelated = tmp_path / ".cache"
+    unrelated.mkdir()
+    old_mask = os.umask(0o022)
+    try:
+        fresh = make_temp_dir(tmp_path, ".Set5.extract-")
+    finally:
+        os.umask(old_mask)
+    assert not crashed.exists()
+    assert live.is_dir() and unrelated.is_dir() and fresh.is_dir()
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o755
