@@ -211,7 +211,7 @@ def test_out_of_memory_names_the_batch_and_patch(tmp_path: Path, train_dir: Path
 
 
 def test_released_semantics_trains_exactly_like_the_control(tmp_path: Path, train_dir: Path, cache: Path) -> None:
-    # Spec method.md 5: the released contrastive term carries no gradient, so with the same seed,
+    # docs/method.md §5 (§5.1-§5.2): the released contrastive term carries no gradient, so with the same seed,
     # data and schedule the SR weights equal those of L1-only fine-tuning bit for bit; the paper
     # semantics (gradient through the term) does change them.
     runs = {}

@@ -34,6 +34,7 @@ from pcl.errors import PCLError
 SEMANTICS: tuple[str, ...] = ("paper", "released")
 EMBEDDINGS: tuple[str, ...] = ("haar", "rgb", "fft", "vgg")
 LOSS_TYPES: tuple[str, ...] = ("infonce", "cosine")
+WARMUP_MODES: tuple[str, ...] = ("freeze", "term_off")
 #: Number of feature taps per embedding kind (EmbeddingNet blocks 0-7; VGG relu1_1..relu5_1).
 N_LAYERS: dict[str, int] = {"haar": 8, "rgb": 8, "fft": 8, "vgg": 5}
 
@@ -73,6 +74,11 @@ class MethodConfig:
       d_betas, d_eps     Adam hyper-parameters (code: option.py defaults).
       update_first       update E_D on the current batch before embedding (code) vs embed with the
                          previous step's E_D, then update (paper).
+    Embedding warm-up (docs/method_choices.md, "Weight of the term"; not in the paper nor the code):
+      embedding_warmup   for the first N iterations of a run only the embedding trains (0 = none,
+                         the paper's and the code's behaviour).
+      warmup_mode        'freeze': the SR network is not updated during the warm-up (default);
+                         'term_off': it trains on L1 alone while the embedding trains.
     """
 
     semantics: str = "paper"
@@ -100,6 +106,8 @@ class MethodConfig:
     d_betas: tuple[float, float] = (0.9, 0.999)
     d_eps: float = 1e-8
     update_first: bool = False
+    embedding_warmup: int = 0
+    warmup_mode: str = "freeze"
 
     # ------------------------------------------------------------------ construction
 
@@ -186,6 +194,10 @@ class MethodConfig:
         _choice("semantics", self.semantics, SEMANTICS)
         _choice("embedding", self.embedding, EMBEDDINGS)
         _choice("loss_type", self.loss_type, LOSS_TYPES)
+        _choice("warmup_mode", self.warmup_mode, WARMUP_MODES)
+        if self.embedding_warmup < 0:
+            raise PCLError(f"method config: embedding_warmup must be an integer >= 0 (iterations; 0 = no warm-up), "
+                           f"got {self.embedding_warmup}")
         if self.num_positives < 0:
             raise PCLError(f"method config: num_positives (K_P) must be >= 0, got {self.num_positives}")
         if self.num_negatives < 0 or (self.num_negatives == 0 and not self.lr_negative):
@@ -272,9 +284,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 _BOOL = {"gt_positive", "lr_negative", "blur_isotropic", "blur_per_image", "quantize", "pre_activation",
          "vgg_normalize", "fuse_sr", "contrastive_d", "update_first"}
-_INT = {"num_positives", "num_negatives"}
+_INT = {"num_positives", "num_negatives", "embedding_warmup"}
 _FLOAT = {"rgb_range", "tau", "weight", "d_eps"}
-_STR = {"semantics", "embedding", "loss_type"}
+_STR = {"semantics", "embedding", "loss_type", "warmup_mode"}
 _FLOAT_PAIR = {"sharpen_range", "blur_sigma_range", "d_betas"}
 _INT_TUPLE = {"blur_sizes", "layers"}
 

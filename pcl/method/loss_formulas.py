@@ -40,6 +40,19 @@ def contrastive_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> 
         return real_term + fake_term
 
 
+def contrastive_discriminator_chance(n_real: int, n_fake: int) -> float:
+    """The dual contrastive loss of an embedding that cannot tell real from fake: ln(1 + Nf) + ln(1 + Nr).
+
+    Why this is the reference: when every logit has the same value c, each real softmax term is
+    -log(e^c / (e^c + Nf e^c)) = ln(1 + Nf) and each fake one ln(1 + Nr), whatever c is; a loss at
+    or above this level means the embedding has not learnt to separate HR from SR.  Nr and Nf count
+    *logits* (images times the head's logits per image: 16 with the 4x4 patch head).
+    """
+    if n_real < 1 or n_fake < 1:
+        raise PCLError(f"contrastive_discriminator_chance: needs at least one real and one fake logit, got {n_real}, {n_fake}")
+    return math.log1p(n_fake) + math.log1p(n_real)
+
+
 def check_feature_shapes(feat: Tensor, others: Tensor) -> None:
     if feat.dim() != 4 or others.dim() != 5 or others.shape[0] != feat.shape[0] or others.shape[2:] != feat.shape[1:]:
         raise PCLError(

@@ -16,7 +16,7 @@ from pcl.errors import PCLError
 from pcl.method.config import MethodConfig
 from pcl.method.embedding_pass import embed_groups, scale_input
 from pcl.method.frequency import embedding_input_channels
-from pcl.method.loss_formulas import contrastive_discriminator_loss, fp32_region
+from pcl.method.loss_formulas import contrastive_discriminator_chance, contrastive_discriminator_loss, fp32_region
 from pcl.method.losses import contrastive_term
 from pcl.method.samples import Samples, make_samples
 from pcl.models import build_model
@@ -37,6 +37,26 @@ def embedding_update_step(
 ) -> Tensor:
     """One Adam step of the embedding on the dual contrastive loss (docs/method.md §3); returns the loss (no sync).
 
+    See ``embedding_update`` for the arguments; this form drops the loss's chance level.
+    """
+    loss, _ = embedding_update(embedding, optimizer, hr, sr_detached, samples, contrastive_d=contrastive_d,
+                               input_kind=input_kind, input_scale=input_scale)
+    return loss
+
+
+def embedding_update(
+    embedding: EmbeddingNet,
+    optimizer: torch.optim.Optimizer,
+    hr: Tensor,
+    sr_detached: Tensor,
+    samples: Samples,
+    *,
+    contrastive_d: bool,
+    input_kind: str = "haar",
+    input_scale: float = 1.0,
+) -> tuple[Tensor, float]:
+    """One Adam step of the embedding; returns (the loss, its chance level from the logit counts).
+
     real = HR [+ the sharpened positives], fake = SR (detached) [+ the blurred negatives] when
     ``contrastive_d`` (the GT and the LR negative are never added twice / never fakes, docs/method.md §3.2).
     Each set is one BatchNorm group of a single batched call, BatchNorm in train mode.
@@ -54,11 +74,12 @@ def embedding_update_step(
     n_real = sum(t.shape[1] for t in real)
     x = scale_input(torch.cat(real + fake, dim=1).detach(), input_scale)
     _, logits = embed_groups(embedding, x, input_kind=input_kind, params="attached", with_logits=True)
-    loss = contrastive_discriminator_loss(logits[:, :n_real], logits[:, n_real:])
+    real_logits, fake_logits = logits[:, :n_real], logits[:, n_real:]
+    loss = contrastive_discriminator_loss(real_logits, fake_logits)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return loss.detach()
+    return loss.detach(), contrastive_discriminator_chance(real_logits.numel(), fake_logits.numel())
 
 
 def build_embedding(
@@ -90,6 +111,7 @@ class PCLStepOutput:
     weighted: Tensor
     embedding_loss: Tensor | None
     samples: Samples
+    embedding_chance: float | None = None
 
 
 class PCLObjective:
@@ -135,12 +157,12 @@ class PCLObjective:
                                 semantics=c.semantics, loss_type=c.loss_type, input_kind=self.input_kind,
                                 pre_activation=c.pre_activation, input_scale=c.rgb_range, fuse_sr=c.fuse_sr)
 
-    def _update(self, sr: Tensor, hr: Tensor, samples: Samples) -> Tensor | None:
+    def _update(self, sr: Tensor, hr: Tensor, samples: Samples) -> tuple[Tensor | None, float | None]:
         if self.optimizer is None:
-            return None
-        return embedding_update_step(self.embedding, self.optimizer, hr, sr.detach(), samples,
-                                     contrastive_d=self.config.contrastive_d, input_kind=self.input_kind,
-                                     input_scale=self.config.rgb_range)
+            return None, None
+        return embedding_update(self.embedding, self.optimizer, hr, sr.detach(), samples,
+                                contrastive_d=self.config.contrastive_d, input_kind=self.input_kind,
+                                input_scale=self.config.rgb_range)
 
     def step(self, sr: Tensor, hr: Tensor, lr: Tensor | None) -> PCLStepOutput:
         """One step; the caller may hold a bf16 autocast region for the embedding's passes.
@@ -153,9 +175,10 @@ class PCLObjective:
         with fp32_region(hr):
             samples = make_samples(hr.float(), None if lr is None else lr.float(), self.config, generator=self.generator)
         if self.config.update_first:
-            d_loss = self._update(sr, hr, samples)
+            d_loss, chance = self._update(sr, hr, samples)
             term = self._term(sr, samples)
         else:
             term = self._term(sr, samples)
-            d_loss = self._update(sr, hr, samples)
-        return PCLStepOutput(term=term, weighted=self.config.weight * term, embedding_loss=d_loss, samples=samples)
+            d_loss, chance = self._update(sr, hr, samples)
+        return PCLStepOutput(term=term, weighted=self.config.weight * term, embedding_loss=d_loss, samples=samples,
+                             embedding_chance=chance)

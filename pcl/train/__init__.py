@@ -8,7 +8,8 @@ experiment (``config/experiments.yaml``) and writes the run layout of docs/archi
 Modules, one concern each: ``catalog`` (the experiments), ``config`` (resolved settings and run
 identity), ``data`` (prepared arrays and patch batches), ``schedules``, ``runtime`` (device,
 precision, DDP, failures), ``init`` (network, initial weights, PCL objective), ``state``
-(checkpoints, RNG streams, weights files), ``step`` (one iteration), ``validation``, ``runlog``
+(checkpoints, RNG streams, weights files), ``step`` (one iteration), ``grad_share`` (the contrastive
+term's measured share of the SR gradient), ``validation``, ``runlog``
 (log.csv, TensorBoard), ``record`` (config.yaml, provenance.json, result.json), ``lock`` (one
 trainer per run directory, ``.trainer.lock``), ``failures`` (what a failed run keeps and says) and
 ``loop`` (``Trainer``).

@@ -240,10 +240,26 @@ class Catalog:
                 s = e.schedule(tier)
                 notes.append(f"{b['iterations']} it, batch {b['batch']}, LR patch {b['lr_patch']}, "
                              f"{s['type']} lr {s['lr']:g}, init {_init_text(e.init(tier))}")
+                if e.method in PCL_METHODS:
+                    notes.append(_weight_text(e, tier))
             lines.append(f"{e.name:22s} {e.backbone:8s} {e.method:13s} {cells:58s} {'; '.join(notes)}")
         scope = f" (tier {tier}: {len(names)})" if tier else ""
         lines.append(f"{len(self.experiments)} experiments in {self.path}{scope}; tiers: {', '.join(self.tiers)}")
         return "\n".join(lines)
+
+
+def _weight_text(e: Experiment, tier: str) -> str:
+    """The term's nominal weight: alpha, tau, the L1's scale (docs/method_choices.md, "Weight of the term")."""
+    from pcl.models import model_defaults
+
+    config = e.method_config(tier)
+    scale = e.resolve(tier)["loss_scale"]
+    factor = float(scale) if scale != "backbone" else float(
+        {**model_defaults(e.backbone), **e.model_kwargs(tier)}.get("rgb_range", 1.0))
+    shown = f"backbone (x{factor:g})" if scale == "backbone" else f"{factor:g}"
+    warmup = f", warm-up {config.embedding_warmup} it ({config.warmup_mode})" if config.embedding_warmup else ""
+    return (f"alpha {config.weight:g}, tau {config.tau:g}, loss_scale {shown}, "
+            f"alpha/loss_scale {config.weight / factor:.3g}{warmup}")
 
 
 def _init_text(init: Any) -> str:

@@ -41,6 +41,7 @@ from pcl.train.config import TrainOptions, run_identity
 from pcl.train.data import DataSpec, PatchBatches, PreparedData, make_loader, prepare_training_data
 from pcl.train.init import RunPlaces, build_objective, build_sr_model, load_initial_weights, wrap_for_training
 from pcl.train.failures import kept_text, oom_message, weights_finite
+from pcl.train.grad_share import diagnostics_summary, measured_fields
 from pcl.train.lock import RunLock, clear_staging
 from pcl.train.record import (
     check_run_record,
@@ -101,7 +102,7 @@ class Trainer:
         self.best: dict[str, Any] = {"psnr": None, "iteration": None}
         self.elapsed_before = 0.0
         self.sessions = 1
-        self.log_rows: list[dict[str, str]] | None = None  # log.csv rows kept on resume (read before any write)
+        self.log_rows: list[dict[str, Any]] | None = None  # log.csv rows: kept on resume, then appended
         self.started = time.perf_counter()
 
     @property
@@ -251,6 +252,8 @@ class Trainer:
         val_every = int(self.budget["validate_every"])
         with StopSignal() as stop:
             try:
+                self.step.measure_when = lambda i: (i + 1) % log_every == 0 or i + 1 == self.total or (
+                    bool(ckpt_every) and (i + 1) % ckpt_every == 0)  # the iterations that write a log row
                 for iteration, (lr_u8, hr_u8) in zip(range(start, self.total), loader):
                     try:
                         acc += self.step(lr_u8, hr_u8, iteration)
@@ -269,6 +272,7 @@ class Trainer:
                         speed = (done - last_read_it) / max(now - last_read, 1e-9)
                         row = self._row(done, values, speed)
                         logger.write(row)
+                        self.log_rows.append(row)
                         bar.set_postfix(loss=f"{values[0]:.4g}", l1=f"{values[1]:.4g}", cl=f"{values[2]:.3g}",
                                         lr=f"{row['lr']:.2e}", refresh=False)
                         acc.zero_()
@@ -301,7 +305,8 @@ class Trainer:
     def _row(self, done: int, values: list[float], speed: float) -> dict[str, Any]:
         return {"iteration": done, "epoch": self.schedule.epoch_of(done - 1), "lr": self.schedule.lr_at(done - 1),
                 "loss": values[0], "l1": values[1], "contrastive": values[2], "embedding_loss": values[3],
-                "it_per_s": speed, "elapsed_s": self._elapsed(), "val_psnr": None, "val_ssim": None}
+                "it_per_s": speed, "elapsed_s": self._elapsed(), "val_psnr": None, "val_ssim": None,
+                **(measured_fields(self.step) if self.objective is not None else {})}
 
     # ------------------------------------------------------------------ failures
 
@@ -394,6 +399,9 @@ class Trainer:
                                embedding=embedding_path.name if embedding_path else None,
                                data_sha256=data.content_sha256 if data is not None else None,
                                identity=self.identity, provenance=self.provenance)
+        if self.objective is not None:
+            result["pcl_diagnostics"] = diagnostics_summary(self.log_rows or [],
+                                                            warmup=self.objective.config.embedding_warmup)
         atomic_write_text(self.run_dir / "result.json", json.dumps(result, indent=2) + "\n")
         if final is not None:
             self._say(f"{self.config['experiment']} [{self.config['tier']}]: {done} iterations in {wall:.1f} s; "

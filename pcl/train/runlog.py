@@ -9,7 +9,7 @@ unread, and so is an unterminated last line (a row cut off by a kill): the run r
 iterations and writes them again.  The rows up to the checkpoint cannot be rebuilt, so damage
 there is refused with the line and what to do, and the file is left as it is: unreadable bytes,
 a header that does not start with ``iteration`` or names a column the trainer does not write (a
-log with fewer columns, from an earlier version, is read), an iteration that is not an integer,
+log with fewer columns, from an earlier version, is read; its rows get the new columns empty), an iteration that is not an integer,
 iterations going backwards, a value that is not a number.  The kept rows are rewritten atomically before new rows are
 appended, so a crash during the rewrite cannot lose them.
 """
@@ -25,10 +25,12 @@ from pcl.atomic import atomic_write_text
 from pcl.errors import PCLError
 
 LOG_COLUMNS = ["iteration", "epoch", "lr", "loss", "l1", "contrastive", "embedding_loss", "it_per_s",
-               "elapsed_s", "val_psnr", "val_ssim"]
+               "elapsed_s", "val_psnr", "val_ssim", "grad_share", "grad_cosine", "embedding_chance"]
 #: log.csv column -> TensorBoard tag of the training rows.
 _SCALARS = (("loss", "loss/total"), ("l1", "loss/l1"), ("contrastive", "loss/contrastive"),
-            ("embedding_loss", "loss/embedding"), ("lr", "lr"), ("it_per_s", "speed/it_per_s"))
+            ("embedding_loss", "loss/embedding"), ("lr", "lr"), ("it_per_s", "speed/it_per_s"),
+            ("grad_share", "pcl/grad_share"), ("grad_cosine", "pcl/grad_cosine"),
+            ("embedding_chance", "loss/embedding_chance"))
 
 
 def progress_bar(total: int, initial: int, name: str, *, enabled: bool) -> Any:
@@ -136,7 +138,8 @@ class RunLog:
         self.handle.flush()
         if self.writer is not None:
             for key, tag in _SCALARS:
-                self.writer.add_scalar(tag, row[key], row["iteration"])
+                if row.get(key) is not None:  # the PCL columns are empty for L1-only runs
+                    self.writer.add_scalar(tag, row[key], row["iteration"])
 
     def write_validation(self, done: int, result: dict[str, Any], *, elapsed: float, lr: float, epoch: int) -> None:
         """One validation row (PSNR/SSIM columns only)."""
