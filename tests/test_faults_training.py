@@ -535,3 +535,19 @@ def test_following_the_advice_resumes_the_run(stopped_run: Path, tmp_path: Path,
     assert result["iterations"] == 4 and result["sessions"] == 2
     rows = _log_iterations(run)
     assert rows[-3:] == [(3, False), (4, False), (4, True)] and rows == sorted(rows)
+
+
+def test_a_finished_run_whose_outputs_were_removed_validates_once_in_its_log(tmp_path: Path, train_dir: Path,
+                                                                          cache: Path) -> None:
+    """What `--rerun-incomplete` does after an orphan finished: the outputs go, the trainer resumes
+    from its final checkpoint and validates again; log.csv must still hold that validation once."""
+    run = tmp_path / "run"
+    argv = _argv(run, train_dir, cache, "--iterations", "2", "--log-every", "1")
+    assert _train(*argv) == 0
+    first = _log_iterations(run)
+    assert first == [(1, False), (2, False), (2, True)]
+    (run / "result.json").unlink()
+    (run / "model.safetensors").unlink()
+    assert _train(*argv) == 0
+    assert _log_iterations(run) == first
+    assert json.loads((run / "result.json").read_text())["iterations"] == 2

@@ -149,6 +149,8 @@ class Trainer:
                 return done
         data, start = self.setup(resume=True)
         self.log_rows = read_log(self.run_dir / "log.csv", start, resume_from=str(self.last_path)) if self.dist.main else []
+        if start >= self.total:  # the final validation runs again on resume: its old row would be doubled
+            self.log_rows = [r for r in self.log_rows if not (r.get("val_psnr") and int(r["iteration"]) >= start)]
         if self.dist.main:
             write_run_files(self.run_dir, self.config, model_config=self.model_config,
                             method_config=self.objective.config.to_dict() if self.objective is not None else None,
