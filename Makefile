@@ -44,6 +44,14 @@ check: setup
 bench: setup
 	$(BIN)/pcl bench all --out-dir results/bench
 
+# Every GPU path on one GPU in at most 8 minutes (CUDA metrics, training steps with it/s and MFU,
+# bf16 vs fp32, kill-and-resume, torchrun/DDP): results/bench/gpu_<device>.csv and .md, which
+# `pcl plan` then reads. On a CPU: make gpu-check DEVICE=cpu GPU_CHECK_ARGS=--tiny
+.PHONY: gpu-check
+DEVICE ?= auto
+gpu-check: setup
+	$(BIN)/pcl gpu-check --device $(DEVICE) --out-dir results/bench $(GPU_CHECK_ARGS)
+
 clean:
 	find results -mindepth 1 -maxdepth 1 ! -name bench -exec rm -rf {} +
 	rm -rf reports logs runs/smoke runs/mini data/prepared data/benchmarks.json .snakemake

@@ -3,7 +3,7 @@
 Why so thin: the Snakemake rules call these commands, and users call the same commands by hand;
 keeping logic out of the CLI means both paths run identical code and the library stays testable.
 The commands live in small modules by subject (``pcl.cli_evaluate``, ``pcl.cli_data``,
-``pcl.cli_report``, ``pcl.cli_metrics``, ``pcl.cli_train``, ``pcl.cli_findings``), each registering its sub-commands;
+``pcl.cli_report``, ``pcl.cli_metrics``, ``pcl.cli_train``, ``pcl.cli_findings``, ``pcl.cli_gpu``), each registering its sub-commands;
 their heavy imports stay inside the commands so that building the parser stays cheap.
 A ``PCLError`` becomes one line on stderr and exit code 2, and so does an ``OSError`` of the
 user's storage (full disk or quota, read-only mount, permission denied): the line names the path,
@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from pcl.cli_data import add_data_commands
 from pcl.cli_evaluate import add_evaluate_commands
 from pcl.cli_findings import add_findings_commands
+from pcl.cli_gpu import add_gpu_commands
 from pcl.cli_metrics import add_metric_commands
 from pcl.cli_report import add_report_commands
 from pcl.errors import PCLError, StorageError, storage_error_in
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_command(sub)
     add_metric_commands(sub)
     add_findings_commands(sub)
+    add_gpu_commands(sub)
     return parser
 
 

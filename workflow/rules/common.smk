@@ -201,8 +201,17 @@ TRAINABLE = sorted({r for t in TRAIN_TIERS for n in CATALOG.order(t, TRAINED[t])
 EVALUATED = sorted({r for runs in TRAINED_RUNS.values() for r in runs})
 
 
-def tier_setting(tier, key):
-    return TRAINING["tiers"][tier][key]
+def tier_setting(tier, key, run=None):
+    """training.tiers.<tier>.<key>; `runtime: auto` / `mem_mb: auto` of training job `run` come
+    from pcl.plan (the numbers `pcl plan` prints for the same configuration)."""
+    value = TRAINING["tiers"][tier][key]
+    if value == "auto" and key in ("runtime", "mem_mb"):
+        if run is None:
+            raise ValueError(f"config: training.tiers.{tier}.{key} is auto, which is set per training job only")
+        from pcl.plan import job_resources
+
+        return job_resources(config, tier, run, key)
+    return value
 
 
 def trained_results():

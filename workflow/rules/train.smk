@@ -61,8 +61,8 @@ rule train:
     threads: lambda w: tier_setting(w.tier, "threads")
     resources:
         gpu=lambda w: tier_setting(w.tier, "gpus"),
-        runtime=lambda w: tier_setting(w.tier, "runtime"),
-        mem_mb=lambda w: tier_setting(w.tier, "mem_mb"),
+        runtime=lambda w: tier_setting(w.tier, "runtime", w.experiment),
+        mem_mb=lambda w: tier_setting(w.tier, "mem_mb", w.experiment),
     log:
         "logs/train/{tier}/{experiment}.log",
     conda:
