@@ -615,3 +615,30 @@ def test_a_new_backbone_touches_only_its_module_and_the_catalog(tmp_path) -> Non
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "PCL_RESOURCES": str(repo / "resources")})
     assert out.stdout.split() == ["Toy", "True", "Toy-SR", "toy"], out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["edsr", "rcan", "han", "nlsn"])
+def test_channels_last_layout_gives_the_contiguous_output_and_gradients(name: str) -> None:
+    """The trainer lays models out channels_last on a GPU (pcl.train.runtime.set_memory_format).
+    HAN holds a 5-d Conv3d weight and reshapes its layer attention: with the layout changed, the
+    output and the gradients must equal those of the contiguous model (same arithmetic up to the
+    order of float sums, hence the tolerance).  NLSN draws its hash rotations in every forward:
+    both forwards start from the same seed."""
+    from pcl.train.runtime import set_memory_format
+
+    torch.manual_seed(0)
+    model = build_model(name, scale=4, **SMALL[name])
+    lr = torch.rand(2, 3, 12, 12)
+    torch.manual_seed(1)
+    ref = model(lr)
+    ref.abs().mean().backward()
+    ref_grads = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    set_memory_format(model, torch.channels_last)
+    torch.manual_seed(1)
+    out = model(lr.contiguous(memory_format=torch.channels_last))
+    out.abs().mean().backward()
+    assert torch.allclose(out, ref, atol=1e-5)
+    for got, want in zip((p.grad for p in model.parameters()), ref_grads):
+        assert (got is None) == (want is None)
+        assert got is None or torch.allclose(got, want, atol=1e-5)

@@ -34,14 +34,14 @@ class LAM(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         n, k, c, h, w = x.size()
-        query = x.view(n, k, -1)
-        key = x.view(n, k, -1).permute(0, 2, 1)
+        query = x.reshape(n, k, -1)  # reshape: under channels_last the input is not contiguous
+        key = x.reshape(n, k, -1).permute(0, 2, 1)
         energy = torch.bmm(query, key)
         energy_new = torch.max(energy, -1, keepdim=True)[0].expand_as(energy) - energy
         attention = self.softmax(energy_new)
-        out = torch.bmm(attention, x.view(n, k, -1)).view(n, k, c, h, w)
+        out = torch.bmm(attention, x.reshape(n, k, -1)).view(n, k, c, h, w)
         out = self.gamma * out + x
-        return out.view(n, -1, h, w)
+        return out.reshape(n, -1, h, w)
 
 
 class CSAM(nn.Module):
@@ -59,7 +59,7 @@ class CSAM(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n, _, h, w = x.size()
         mask = self.sigmoid(self.conv(x.unsqueeze(1)))
-        mask = (self.gamma * mask).view(n, -1, h, w)
+        mask = (self.gamma * mask).reshape(n, -1, h, w)
         return x * mask + x
 
 

@@ -59,6 +59,7 @@ from pcl.train.runtime import (
     TrainingFailed,
     is_out_of_memory,
     setup_runtime,
+    set_memory_format,
 )
 from pcl.train.schedules import Schedule
 from pcl.train.state import (
@@ -192,7 +193,7 @@ class Trainer:
             self.init_text = load_initial_weights(model, self.config, self.places)
         model.to(runtime.device)
         if runtime.channels_last:
-            model.to(memory_format=torch.channels_last)
+            set_memory_format(model, torch.channels_last)
         model.train()
         self.raw_model = model
         self.objective, embedding_from = build_objective(self.config, runtime, self.places, sr_lr=self.schedule.lr,

@@ -153,3 +153,18 @@ class StopSignal:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
+
+
+
+def set_memory_format(model: torch.nn.Module, memory_format: torch.memory_format) -> torch.nn.Module:
+    """Lay out every 4-d parameter and buffer of ``model`` in ``memory_format``, in place.
+
+    Why not ``model.to(memory_format=...)``: it refuses any tensor that is not 4-d, and HAN's
+    channel-spatial attention holds a 5-d Conv3d weight; the 2-d convolutions, where channels_last
+    pays off, are converted and the rest is left as it is.
+    """
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.dim() == 4:
+                tensor.data = tensor.data.contiguous(memory_format=memory_format)
+    return model
