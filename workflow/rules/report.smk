@@ -7,6 +7,7 @@
 
 
 localrules:
+    plan,
     catalog_cells,
     tables,
     gains,
@@ -169,6 +170,28 @@ rule check:
         "--verdict {input.verdict:q} --claims {input.claims:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
+rule plan:
+    # What the cluster tiers will cost before they run (pcl plan): GPU-hours, runtime and memory per
+    # job, the numbers `runtime: auto` / `mem_mb: auto` give each training job.
+    input:
+        configs=["config/finetune.yaml", "config/scratch.yaml"],
+        catalog=TRAINING["catalog"],
+    output:
+        "reports/plan.md",
+    params:
+        pcl=PCL,
+        parts=["reports/plan_finetune.part.md", "reports/plan_scratch.part.md"],
+    log:
+        "logs/plan.log",
+    conda:
+        ENV
+    shell:
+        "({params.pcl} plan --configfile {input.configs[0]:q} --out {params.parts[0]:q} && "
+        "{params.pcl} plan --configfile {input.configs[1]:q} --out {params.parts[1]:q} && "
+        "(echo '# Cost plan of the cluster tiers'; echo; cat {params.parts:q}) > {output:q}; "
+        "status=$?; rm -f {params.parts:q}; exit $status) > {log:q} 2>&1"
+
+
 PAGES = {
     # page: (source, category, caption)
     **{f"table{n}": (f"reports/tables/table{n}.md", "Tables", "table") for n in (2, 3, 4, 5, 6, 7)},
@@ -178,6 +201,7 @@ PAGES = {
     "check": ("reports/check.txt", "Findings", "check"),
     "audit_released_logs": ("reports/tables/audit_released_logs.md", "Findings", "audit"),
     "weights_status": (WEIGHTS_STATUS, "Status", "status"),
+    "plan": ("reports/plan.md", "Status", "plan"),
     **({"released_status": (RELEASED_STATUS, "Status", "status")} if "released" in TIERS else {}),
 }
 
