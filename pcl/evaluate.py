@@ -10,6 +10,7 @@ A method is a *predictor*: a function from an LR uint8 image to an SR uint8 imag
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -135,6 +136,28 @@ def check_outputs(out: Path, hr_dir: Path, lr_dir: Path | None, save_sr: Path | 
     check_rows_out(Path(out), inputs=inputs, protect=protect)
     if save_sr is not None:
         check_image_out_dir(Path(save_sr), inputs=inputs)
+
+
+def _training_diagnostics(checkpoint: Path) -> dict[str, dict[str, Any]]:
+    """``{"training": {...}}`` from the ``result.json`` of the run that wrote ``checkpoint``, if any.
+
+    Why in the result's sidecar: whether +PCL vs control can show the contrastive term's effect
+    depends on how much of the gradient the term was (``term_grad_share``), and the verdict reads
+    result sidecars, never run folders.  A checkpoint outside a harness run gets nothing.
+    """
+    result = checkpoint.parent / "result.json"
+    if checkpoint.suffix != ".safetensors" or not result.is_file():
+        return {}
+    try:
+        diagnostics = json.loads(result.read_text(encoding="utf-8")).get("pcl_diagnostics")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return {}
+    if not isinstance(diagnostics, dict):
+        return {}
+    keys = {"term_grad_share": "grad_share_median", "grad_cosine": "grad_cosine_median",
+            "embedding_loss": "embedding_loss_median", "embedding_chance": "embedding_chance",
+            "measurements": "measurements"}
+    return {"training": {"result_json": str(result), **{k: diagnostics.get(v) for k, v in keys.items()}}}
 
 
 def bicubic_predictor(scale: int) -> Predictor:
@@ -325,6 +348,7 @@ def evaluate_model(
             "sr_images": str(save_sr) if save_sr else None,
             "hr_dir": str(hr_dir),
             "lr_dir": str(lr_dir) if lr_dir else None,
+            **_training_diagnostics(Path(checkpoint)),
             **code_provenance(),
         },
     )

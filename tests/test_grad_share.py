@@ -275,3 +275,26 @@ def test_term_off_warmup_trains_the_sr_network_like_the_control(tmp_path: Path, 
     control = _run("rcan-control", tmp_path / "control", train_dir, cache, "--iterations", "2", catalog=catalog)
     assert _same(off / "model.safetensors", control / "model.safetensors")
     assert [r["grad_share"] for r in _log(off)] == ["0", "0"]
+
+
+def test_the_result_sidecar_carries_the_runs_measured_share(tmp_path) -> None:
+    """The verdict reads ``training.term_grad_share`` from result sidecars: evaluate copies the
+    medians of the run's result.json (written by the trainer) beside the checkpoint it scores;
+    a checkpoint outside a run, or a run without the block, adds nothing."""
+    import json
+
+    from pcl.evaluate import _training_diagnostics
+
+    run = tmp_path / "run"
+    run.mkdir()
+    checkpoint = run / "model.safetensors"
+    checkpoint.write_bytes(b"")
+    assert _training_diagnostics(checkpoint) == {}
+    (run / "result.json").write_text(json.dumps({"pcl_diagnostics": {
+        "grad_share_median": 0.0022, "grad_cosine_median": -0.05, "embedding_loss_median": 8.91,
+        "embedding_chance": 9.72, "measurements": 3, "after_iteration": 0}}))
+    training = _training_diagnostics(checkpoint)["training"]
+    assert training["term_grad_share"] == 0.0022 and training["embedding_chance"] == 9.72
+    assert training["measurements"] == 3 and training["result_json"] == str(run / "result.json")
+    (run / "result.json").write_text("{not json")
+    assert _training_diagnostics(checkpoint) == {}
