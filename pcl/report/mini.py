@@ -85,7 +85,29 @@ def _with_spread(value: float | None, sd: float | None, metric: str) -> str:
     return text if sd is None else f"{text} ± {_fmt(sd, metric)}"
 
 
-def to_markdown(summary: pd.DataFrame, *, tier: str = "mini", speeds: dict[str, float] | None = None) -> str:
+def _share_line(diagnostics: dict[str, dict]) -> list[str]:
+    """The measured weight of the contrastive term in each +PCL run: what a +PCL - control line can show."""
+    parts = []
+    for experiment, d in sorted(diagnostics.items()):
+        share = d.get("grad_share_median")
+        if not isinstance(share, (int, float)):
+            continue
+        text = f"`{experiment}` {share:.2%} of the L1 gradient"
+        cosine = d.get("grad_cosine_median")
+        if isinstance(cosine, (int, float)):
+            text += f" (cosine {cosine:+.2f})"
+        loss, chance = d.get("embedding_loss_median"), d.get("embedding_chance")
+        if isinstance(loss, (int, float)) and isinstance(chance, (int, float)):
+            text += f", embedding loss {loss:.2f} against a chance level of {chance:.2f}"
+        parts.append(text)
+    if not parts:
+        return []
+    return ["Measured weight of the contrastive term (median over each run's logged iterations, from its "
+            "result.json; 0 for released semantics, whose term has no gradient): " + "; ".join(parts) + ".", ""]
+
+
+def to_markdown(summary: pd.DataFrame, *, tier: str = "mini", speeds: dict[str, float] | None = None,
+                diagnostics: dict[str, dict] | None = None) -> str:
     out = [f"# The `{tier}` tier: a CPU miniature of the paper's fine-tuning protocol", "",
            "Never compared with the paper: a small EDSR-S trained on 80 stand-in photos. `+PCL - control` isolates the "
            "contrastive term (same start, schedule and iterations, L1 only); `+PCL - baseline` is what the paper's "
@@ -115,6 +137,7 @@ def to_markdown(summary: pd.DataFrame, *, tier: str = "mini", speeds: dict[str, 
             if any(x is not None for x in diffs):
                 out.append(f"| **{label}** | " + " | ".join(_fmt(x, m, signed=True) for x, (_, m) in zip(diffs, cols)) + " |")
         out.append("")
+    out += _share_line(diagnostics or {})
     if speeds:
         out += ["Training speed (iterations per second, from each run's result.json): "
                 + ", ".join(f"`{k}` {v:.2f}" for k, v in speeds.items()) + ".", ""]
@@ -129,11 +152,12 @@ def to_latex(summary: pd.DataFrame) -> str:
     return "\n".join(lines + ["\\bottomrule", "\\end{tabular}"]) + "\n"
 
 
-def write_tier_table(results: pd.DataFrame, out_dir: Path, *, tier: str = "mini", speeds: dict[str, float] | None = None) -> list[Path]:
+def write_tier_table(results: pd.DataFrame, out_dir: Path, *, tier: str = "mini", speeds: dict[str, float] | None = None,
+                     diagnostics: dict[str, dict] | None = None) -> list[Path]:
     summary = tier_summary(results, tier)
     out_dir = Path(out_dir)
     return [
-        atomic_write_text(out_dir / f"{tier}.md", to_markdown(summary, tier=tier, speeds=speeds)),
+        atomic_write_text(out_dir / f"{tier}.md", to_markdown(summary, tier=tier, speeds=speeds, diagnostics=diagnostics)),
         atomic_write_text(out_dir / f"{tier}.csv", summary.to_csv(index=False)),
         atomic_write_text(out_dir / f"{tier}.tex", to_latex(summary)),
     ]

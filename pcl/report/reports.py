@@ -51,11 +51,31 @@ def write_reports(
         written += write_table(built, out_dir, extras)
     written += write_audit(out_dir, logs_dir=logs_dir, paper_csv=paper_root / TABLE2.paper_file)
     for tier in sorted(GAIN_TIERS & set(results["tier"])):
-        written += write_tier_table(results, out_dir, tier=tier, speeds=_speeds(runs_root, tier, results))
+        written += write_tier_table(results, out_dir, tier=tier, speeds=_speeds(runs_root, tier, results),
+                                    diagnostics=_term_diagnostics(runs_root, tier, results))
     reported = results[results["tier"] == "reported"]
     if figures_dir is not None and set(reported["method"]) >= {"official", "pcl"}:
         written.append(plot_released_gains(reported, Path(figures_dir) / "released_gains.png"))
     return written
+
+
+def _term_diagnostics(runs_root: Path | None, tier: str, results) -> dict[str, dict]:
+    """``pcl_diagnostics`` of each +PCL run of ``tier`` (its ``result.json``): the contrastive term's
+    measured share of the L1 gradient, printed beside the run's numbers."""
+    import json
+
+    if runs_root is None:
+        return {}
+    out = {}
+    for experiment in sorted(set(results.loc[results["tier"] == tier, "experiment"])):
+        path = Path(runs_root) / tier / experiment / "result.json"
+        try:
+            value = json.loads(path.read_text()).get("pcl_diagnostics")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, dict):
+            out[experiment] = value
+    return out
 
 
 def _speeds(runs_root: Path | None, tier: str, results) -> dict[str, float]:
