@@ -259,6 +259,8 @@ def test_front_fragment_says_what_ran_and_each_verdict_with_links() -> None:
     assert [(c.id, c.status) for c in claims] == [("table2-all-surpass", "not significant"), ("table7-alpha", "not testable here")]
     table2 = "# Table II\n\nTiers with results: reported, mini. Protocols: ...\n"
     assert tiers_run(table2) == ["reported", "mini"] and tiers_run("Tiers with results: none. x") == []
+    # the real legend writes the names as Markdown code (reports/tables/table2.md)
+    assert tiers_run("Tiers with results: `reported`, `bicubic`. Protocols") == ["reported", "bicubic"]
     html = front_fragment(VERDICT_MD, table2_md=table2, pages={"verdict", "table2", "gains"})
     assert HEADING in html and "<code>reported</code> the authors' released per-image logs" in html
     assert "<strong>table2-all-surpass</strong></td><td><em>not significant</em>" in html

@@ -57,7 +57,8 @@ def tiers_run(table2_md: str | None) -> list[str]:
     for line in (table2_md or "").splitlines():
         if line.startswith("Tiers with results:"):
             names = line.split(":", 1)[1].split(".", 1)[0]
-            return [t.strip() for t in names.split(",") if t.strip() and t.strip() != "none"]
+            tiers = [t.strip().strip("`") for t in names.split(",")]  # the legend writes them as `code`
+            return [t for t in tiers if t and t != "none"]
     return []
 
 
