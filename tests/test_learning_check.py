@@ -179,21 +179,22 @@ def test_missing_hash_is_a_miss_for_the_paper_run(tmp_path: Path) -> None:
     "baseline, status",
     [
         (29.904, "ok"),  # the independently measured baseline of another 2-core AMD EPYC VM: +0.054 dB
-        (29.850 + 0.11, "ok"),  # exactly at the derived tolerance (2 x 0.054 rounded up)
-        (29.850 + 0.12, "miss"),  # beyond it
-        (29.850 - 0.12, "miss"),
+        (29.929, "ok"),  # the baseline measured on a 2-core Intel Xeon VM: +0.079 dB
+        (29.850 + 0.16, "ok"),  # exactly at the derived tolerance (2 x 0.079 rounded up)
+        (29.850 + 0.17, "miss"),  # beyond it
+        (29.850 - 0.17, "miss"),
     ],
 )
 def test_stored_values_within_the_cross_machine_tolerance(tmp_path: Path, baseline: float, status: str) -> None:
-    # the shipped rule: stored values = README's run, tolerance 0.11 dB (config/tolerances.yaml)
+    # the shipped rule: stored values = README's run, tolerance 0.16 dB (config/tolerances.yaml)
     rule = load_tolerances(DEFAULT_TOLERANCES)["mini"]
-    assert rule["cross_machine_db"] == 0.11 and rule["expected_psnr"] == README_PSNR
+    assert rule["cross_machine_db"] == 0.16 and rule["expected_psnr"] == README_PSNR
     shas = {"edsr-s-pcl": "aa" * 32, "edsr-s-control": "cc" * 32, "edsr-s-pcl-released": "cc" * 32}
     report = _mini_check(_mini_results(tmp_path, shas, {**README_PSNR, "edsr-s-baseline": baseline}), rule)
     expected = {i.subject: i for i in report.items if i.check == "expected"}
     assert set(expected) == {f"{e} (matlab)" for e in README_PSNR}
     item = expected["edsr-s-baseline (matlab)"]
-    assert item.status == status and item.tolerance == "±0.11 dB cross-machine" and "cross-machine" in item.detail
+    assert item.status == status and item.tolerance == "±0.16 dB cross-machine" and "cross-machine" in item.detail
     assert {i.status for s, i in expected.items() if s != "edsr-s-baseline (matlab)"} == {"ok"}
     assert report.exit_code == (0 if status == "ok" else 1), report.render()
 
