@@ -215,7 +215,7 @@ def test_mini_tier_through_the_check(tmp_path):
     assert {c for c, _ in mini} >= {"learns", "drift", "bitwise", "term-moves", "expected"}
     assert mini[("term-moves", "edsr-s-pcl != edsr-s-control")].status == "ok"
     assert all("same-machine comparison" in i.detail for (c, _), i in mini.items() if c in ("bitwise", "term-moves"))
-    assert all(i.tolerance == "±0.11 dB cross-machine" for (c, _), i in mini.items() if c == "expected")
+    assert all(i.tolerance == "±0.16 dB cross-machine" for (c, _), i in mini.items() if c == "expected")
     # the same numbers with +PCL's checkpoint equal to the control's: the term was detached
     report = _check(_mini_run(tmp_path / "b", "cc" * 32))
     assert [(i.check, i.subject) for i in report.misses] == [("term-moves", "edsr-s-pcl != edsr-s-control")]

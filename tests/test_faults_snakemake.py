@@ -49,7 +49,7 @@ TRAIN_LOG = Path("logs") / "train" / TIER / f"{EXPERIMENT}.log"  # the train rul
 #: about 21 iterations/s on one loaded core: an orphan that outlives the recovery, and a short one.
 LONG, SHORT = (1400, 50, 350), (40, 10, 20)
 #: Parts of the folder that the orphan or Snakemake write; everything else must stay as it is.
-WRITTEN = {"runs", "logs", ".snakemake"}
+WRITTEN = {"runs", "logs", ".snakemake", "benchmarks"}
 
 
 def _env(workdir: Path) -> dict[str, str]:
