@@ -54,4 +54,4 @@ gpu-check: setup
 
 clean:
 	find results -mindepth 1 -maxdepth 1 ! -name bench -exec rm -rf {} +
-	rm -rf reports logs runs/smoke runs/mini data/prepared data/benchmarks.json .snakemake
+	rm -rf reports logs benchmarks runs/smoke runs/mini data/prepared data/benchmarks.json .snakemake

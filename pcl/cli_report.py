@@ -11,6 +11,7 @@ from pathlib import Path
 from pcl.atomic import atomic_write_text
 from pcl.errors import PCLError
 from pcl.report.cells import CellsMap
+from pcl.report.timing import add_timing_command
 
 
 def cmd_ingest_logs(args: argparse.Namespace) -> int:
@@ -168,3 +169,4 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=3)
     p.set_defaults(func=cmd_bench)
+    add_timing_command(sub)

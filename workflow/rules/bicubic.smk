@@ -16,6 +16,8 @@ rule evaluate_bicubic:
         lr=lambda w, input: str(Path(input[0]).parent / "LR"),
         metrics=metrics_option("bicubic"),
         save_sr=lambda w: save_sr_option("bicubic", "bicubic", w.protocol, w.dataset),
+    benchmark:
+        "benchmarks/evaluate_bicubic/{protocol}_{dataset}.tsv",
     log:
         "logs/evaluate_bicubic/{protocol}_{dataset}.log",
     conda:

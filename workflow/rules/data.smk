@@ -11,6 +11,8 @@ checkpoint discover_benchmarks:
         shipped=[f"{k}={v}" for k, v in config["shipped_benchmarks"].items()],
         download=["--download"] if config["download"]["enabled"] else [],
         present=present_benchmarks_at_parse(),
+    benchmark:
+        "benchmarks/discover_benchmarks.tsv",
     log:
         "logs/discover_benchmarks.log",
     conda:
@@ -30,6 +32,8 @@ rule prepare_benchmark:
         scale=SCALE,
         hr=lambda w: available_benchmarks()[w.dataset],
         out=lambda w, output: str(Path(output[0]).parent),
+    benchmark:
+        f"benchmarks/prepare_benchmark/{{dataset}}_x{SCALE}.tsv",
     log:
         f"logs/prepare/{{dataset}}_x{SCALE}.log",
     conda:
@@ -50,6 +54,8 @@ rule div2k_lr_check:
         hr=str(DIV2K_HR),
         lr=str(DIV2K_LR),
         out=lambda w, output: str(Path(output[0]).parent),
+    benchmark:
+        f"benchmarks/div2k_lr_check/DIV2K_x{SCALE}.tsv",
     log:
         f"logs/prepare/DIV2K_lr_check_x{SCALE}.log",
     conda:

@@ -13,6 +13,8 @@ rule released_status:
     params:
         pcl=PCL,
         snapshot=released_snapshot(),
+    benchmark:
+        "benchmarks/released_status.tsv",
     log:
         "logs/released_status.log",
     conda:
@@ -41,6 +43,8 @@ rule evaluate_released:
         options=RELEASED_OPTIONS,
         metrics=metrics_option("released"),
         save_sr=lambda w: save_sr_option("released", w.experiment, w.protocol, w.dataset),
+    benchmark:
+        "benchmarks/evaluate_released/{experiment}_{protocol}_{dataset}.tsv",
     log:
         "logs/evaluate_released/{experiment}_{protocol}_{dataset}.log",
     conda:
@@ -61,6 +65,8 @@ rule weights_status:
     params:
         pcl=PCL,
         snapshot=weights_snapshot(),
+    benchmark:
+        "benchmarks/weights_status.tsv",
     log:
         "logs/weights_status.log",
     conda:

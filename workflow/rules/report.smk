@@ -15,6 +15,8 @@ localrules:
     figures,
     check,
     pages,
+    timing,
+    timing_page,
 
 
 rule catalog_cells:
@@ -26,6 +28,8 @@ rule catalog_cells:
         CELLS,
     params:
         pcl=PCL,
+    benchmark:
+        "benchmarks/catalog_cells.tsv",
     log:
         "logs/catalog_cells.log",
     conda:
@@ -49,6 +53,8 @@ rule tables:
         pcl=PCL,
         out_dir=lambda w, output: str(Path(output[0]).parent),
         runs=RUN_ROOT,
+    benchmark:
+        "benchmarks/tables.tsv",
     log:
         "logs/tables.log",
     conda:
@@ -82,6 +88,8 @@ rule gains:
         pcl=PCL,
         out_dir=lambda w, output: str(Path(output[0]).parent),
         figures=lambda w, output: str(Path(output.forest).parent),
+    benchmark:
+        "benchmarks/gains.tsv",
     log:
         "logs/gains.log",
     conda:
@@ -103,6 +111,8 @@ rule verdict:
         VERDICT,
     params:
         pcl=PCL,
+    benchmark:
+        "benchmarks/verdict.tsv",
     log:
         "logs/verdict.log",
     conda:
@@ -135,6 +145,8 @@ rule figures:
         crop=FIGURES["crop_size"],
         runs=RUN_ROOT,
         real=REAL_OPTION,
+    benchmark:
+        "benchmarks/figures.tsv",
     log:
         "logs/figures.log",
     conda:
@@ -160,6 +172,8 @@ rule check:
         pcl=PCL,
         tolerances=config["check"]["tolerances"],
         deviations=config["check"]["deviations"],
+    benchmark:
+        "benchmarks/check.tsv",
     log:
         "logs/check.log",
     conda:
@@ -181,6 +195,8 @@ rule plan:
     params:
         pcl=PCL,
         parts=["reports/plan_finetune.part.md", "reports/plan_scratch.part.md"],
+    benchmark:
+        "benchmarks/plan.tsv",
     log:
         "logs/plan.log",
     conda:
@@ -219,8 +235,47 @@ rule pages:
         front="reports/html/front.html",
     params:
         pcl=PCL,
+    benchmark:
+        "benchmarks/pages.tsv",
     log:
         "logs/pages.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} pages {input:q} --out-dir reports/html 2>&1 | tee {log:q}"
+
+
+rule timing:
+    # Wall time by rule and the slowest jobs of the latest run, from every job's benchmark file. Its
+    # input is everything the default target asks for except this page's own HTML (rule timing_page,
+    # not the shared rule pages, converts it), so it runs after every other job.
+    input:
+        lambda w: [str(f) for f in rules.all.input if str(f) != "reports/html/timing.html"],
+    output:
+        "reports/timing.md",
+    params:
+        pcl=PCL,
+    benchmark:
+        "benchmarks/timing.tsv",
+    log:
+        "logs/timing.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} timing --benchmarks benchmarks --log-dir .snakemake/log --out {output:q} 2>&1 | tee {log:q}"
+
+
+rule timing_page:
+    input:
+        "reports/timing.md",
+    output:
+        report("reports/html/timing.html", caption="../report/timing.rst", category="Status", labels={"page": "timing"}),
+    params:
+        pcl=PCL,
+    benchmark:
+        "benchmarks/timing_page.tsv",
+    log:
+        "logs/timing_page.log",
     conda:
         ENV
     shell:

@@ -9,6 +9,8 @@ rule ingest_released_logs:
     params:
         pcl=PCL,
         logs_dir=lambda w, input: str(Path(input.logs[0]).parent),
+    benchmark:
+        "benchmarks/ingest_released_logs.tsv",
     log:
         "logs/ingest_released_logs.log",
     conda:

@@ -25,6 +25,8 @@ rule download_div2k:
     params:
         pcl=PCL,
         root=lambda w, output: str(Path(output[0]).parents[1]),
+    benchmark:
+        "benchmarks/download_div2k.tsv",
     log:
         "logs/download_div2k.log",
     conda:
@@ -63,6 +65,8 @@ rule train:
         gpu=lambda w: tier_setting(w.tier, "gpus"),
         runtime=lambda w: tier_setting(w.tier, "runtime", w.experiment),
         mem_mb=lambda w: tier_setting(w.tier, "mem_mb", w.experiment),
+    benchmark:
+        "benchmarks/train/{tier}/{experiment}.tsv",
     log:
         "logs/train/{tier}/{experiment}.log",
     conda:
@@ -103,6 +107,8 @@ rule evaluate_trained:
     threads: lambda w: tier_setting(w.tier, "threads")
     resources:
         gpu=lambda w: min(1, tier_setting(w.tier, "gpus")),  # one process: one GPU at most
+    benchmark:
+        "benchmarks/evaluate_trained/{tier}/{experiment}_{protocol}_{dataset}.tsv",
     log:
         "logs/evaluate_trained/{tier}/{experiment}_{protocol}_{dataset}.log",
     conda:
