@@ -30,6 +30,7 @@ include: "workflow/rules/bicubic.smk"
 include: "workflow/rules/released.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/study.smk"
 
 
 # Light rules run where snakemake runs (never sent to a GPU node); the heavy ones (train, evaluate,
@@ -50,8 +51,10 @@ rule all:
         VERDICT,
         "reports/figures/paper",
         [f"reports/html/{name}.html" for name in PAGES],
+        "reports/html/timing.html",  # last: rule timing waits for every other target
         "reports/check.txt",
         DIV2K_CHECK,
         [RELEASED_STATUS] if "released" in TIERS else [],
         WEIGHTS_STATUS,
+        STUDY_FILES,
     default_target: True

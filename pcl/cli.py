@@ -24,6 +24,7 @@ from pcl.cli_findings import add_findings_commands
 from pcl.cli_gpu import add_gpu_commands
 from pcl.cli_metrics import add_metric_commands
 from pcl.cli_report import add_report_commands
+from pcl.cli_study import add_study_commands
 from pcl.errors import PCLError, StorageError, storage_error_in
 
 log = logging.getLogger("pcl")
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_metric_commands(sub)
     add_findings_commands(sub)
     add_gpu_commands(sub)
+    add_study_commands(sub)
     return parser
 
 

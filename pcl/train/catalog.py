@@ -79,6 +79,8 @@ class Experiment:
     seed: int
     overrides: dict[str, dict[str, Any]]
     catalog: "Catalog" = field(repr=False)
+    only_tiers: tuple[str, ...] | None = None
+    """Tiers that may train it (None = every tier): a study's grid stays out of smoke/finetune/scratch."""
 
     # ------------------------------------------------------------------ per tier
 
@@ -197,7 +199,9 @@ class Catalog:
     def tier_experiments(self, tier: str) -> list[str]:
         """The experiments ``tier`` trains by default: its ``experiments`` list, else every experiment."""
         listed = self.tier(tier).get("experiments")
-        return list(listed) if listed else list(self.experiments)
+        if listed:
+            return list(listed)
+        return [n for n, e in self.experiments.items() if e.only_tiers is None or tier in e.only_tiers]
 
     def by_cell(self, table: int, row: str) -> Experiment | None:
         for experiment in self.experiments.values():
@@ -333,6 +337,7 @@ def _experiment(catalog: Catalog, name: str, entry: Mapping[str, Any]) -> Experi
         seed=int(entry.get("seed", catalog.seed)),
         overrides={k: dict(v) for k, v in (entry.get("tiers") or {}).items()},
         catalog=catalog,
+        only_tiers=tuple(entry["only_tiers"]) if entry.get("only_tiers") else None,
     )
 
 
@@ -407,6 +412,10 @@ def _cross_check(catalog: Catalog) -> None:
         for name in catalog.tiers[tier].get("experiments") or []:
             if name not in catalog.experiments:
                 raise _fail(catalog, f"tiers.{tier}.experiments", f"unknown experiment {name!r}")
+            only = catalog.experiments[name].only_tiers
+            if only is not None and tier not in only:
+                raise _fail(catalog, f"tiers.{tier}.experiments", f"{name!r} is limited to tier(s) {', '.join(only)} "
+                            f"(its only_tiers); add {tier} there or drop it from the list")
         catalog.order(tier, catalog.tier_experiments(tier))
         for name in catalog.tier_experiments(tier):
             for dep in catalog.get(name).depends_on(tier):
@@ -414,9 +423,9 @@ def _cross_check(catalog: Catalog) -> None:
                     raise _fail(catalog, f"tiers.{tier}.experiments",
                                 f"{name!r} starts from {dep!r}, which the tier does not list; add it")
         for name, e in catalog.experiments.items():
-            unknown = sorted(set(e.overrides) - set(catalog.tiers))
+            unknown = sorted((set(e.overrides) | set(e.only_tiers or ())) - set(catalog.tiers))
             if unknown:
-                raise _fail(catalog, f"experiments.{name}.tiers", f"unknown tier(s) {', '.join(unknown)}; tiers: {', '.join(catalog.tiers)}")
+                raise _fail(catalog, f"experiments.{name}.tiers/only_tiers", f"unknown tier(s) {', '.join(unknown)}; tiers: {', '.join(catalog.tiers)}")
 
 
 

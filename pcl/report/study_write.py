@@ -1,0 +1,152 @@
+"""The study tier's outputs: its table (md, csv, tex), the verdict lines at miniature scale, and
+the figure of PSNR change against the measured gradient share (docs/study.md).
+
+Why separate from ``pcl.report.study``: that module computes, this one only formats, so that the
+numbers can be tested on hand-built rows without drawing anything.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from pcl.atomic import atomic_write, atomic_write_text
+from pcl.report.verdict_rules import SUPPORTED, combine
+
+#: Labels of the two verdict lines: kept apart from the paper's claims (config/claims.yaml).
+ATTRIBUTION = "attribution at miniature scale"
+ALPHA_CLAIM = "Table VII alpha claim at miniature scale"
+_UNITS = {"psnr": " dB", "niqe": ""}
+
+
+def _fmt(value: float, digits: int = 3, signed: bool = True) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _share(value: float) -> str:
+    return "–" if value is None or math.isnan(value) else f"{100 * value:.3g} %"
+
+
+def _setting(rec: dict) -> str:
+    scale = "x255" if rec["loss_scale"] == "backbone" else f"x{rec['loss_scale']}"
+    return f"L1 {scale}, warm-up {int(rec['warmup'])}, alpha {rec['alpha']:g}"
+
+
+def _gain_cell(rec: dict) -> str:
+    return (f"{_fmt(rec['mean_gain'])} [{_fmt(rec['ci_low'])}, {_fmt(rec['ci_high'])}]"
+            f"{_UNITS.get(rec['metric'], '')}")
+
+
+def markdown(table: pd.DataFrame, verdicts: list[str]) -> str:
+    """The study page: one line per cell and metric, then the two verdict lines."""
+    lines = [
+        "# Study tier: the contrastive term against its control at miniature scale",
+        "",
+        "Gain = +PCL minus its L1-only control (same L1 range, schedule, initial weights, seeds); positive = +PCL",
+        "better (NIQE: control minus +PCL). Interval: paired bootstrap 95 %, seeds then images. MDE: minimum",
+        "detectable effect at 80 % power. Share: median over the +PCL runs of the term's gradient share",
+        "(‖∇ α·L_CL‖ / ‖∇ L1‖). Embedding loss: median after the warm-up, against its chance level. These are",
+        "miniature-scale numbers (EDSR-S 8x32, stand-in photos); they are never compared with the paper's.",
+        "",
+        "| setting | protocol | data set | metric | gain [95 % interval] | MDE | seed sd | seeds | status | share | embedding loss / chance |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for rec in table[table["comparison"] == "vs control"].to_dict("records"):
+        lines.append(f"| {_setting(rec)} | {rec['protocol']} | {rec['dataset']} | {rec['metric']} | {_gain_cell(rec)} | "
+                     f"{_fmt(rec['mde'], signed=False)} | {_fmt(rec['seed_sd_gain'], signed=False)} | {rec['n_seeds']} | "
+                     f"{rec['status']} | {_share(rec['share_median'])} | "
+                     f"{_fmt(rec['embedding_loss'], 2, False)} / {_fmt(rec['embedding_chance'], 2, False)} |")
+    alpha = table[table["comparison"] == "alpha"]
+    if len(alpha):
+        lines += ["", "Smaller alpha minus larger alpha (both +PCL, same L1 range and warm-up, paired seed by seed):", "",
+                  "| setting of the smaller alpha | versus | data set | metric | gain [95 % interval] | MDE | status |",
+                  "|---|---|---|---|---|---|---|"]
+        for rec in alpha.to_dict("records"):
+            lines.append(f"| {_setting(rec)} | {rec['second']} | {rec['dataset']} | {rec['metric']} | {_gain_cell(rec)} | "
+                         f"{_fmt(rec['mde'], signed=False)} | {rec['status']} |")
+    lines += ["", "## Verdicts at miniature scale (not the paper's claims)", "", *[f"- {v}" for v in verdicts], ""]
+    return "\n".join(lines)
+
+
+def latex(table: pd.DataFrame) -> str:
+    """The ``vs control`` rows as a LaTeX tabular (booktabs)."""
+    rows = [r"\begin{tabular}{lllrrl}", r"\toprule",
+            r"setting & data set & metric & gain [95\% CI] & share & status \\", r"\midrule"]
+    for rec in table[table["comparison"] == "vs control"].to_dict("records"):
+        share = "--" if math.isnan(rec["share_median"]) else f"{100 * rec['share_median']:.3g}\\%"
+        rows.append(f"{_setting(rec)} & {rec['dataset']} & {rec['metric']} & {_fmt(rec['mean_gain'])} "
+                    f"[{_fmt(rec['ci_low'])}, {_fmt(rec['ci_high'])}] & {share} & {rec['status']} \\\\")
+    rows += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(rows)
+
+
+def verdict_lines(table: pd.DataFrame) -> list[str]:
+    """The two miniature-scale verdicts.
+
+    Attribution: does the term improve PSNR or NIQE over its control in any cell (any ``supported``
+    cell answers yes; otherwise the cells' combined status says why not)?  Table VII: is alpha 0.1's
+    +PCL run better than the larger alpha's on PSNR, in every (L1 range, warm-up)?
+    """
+    out = []
+    ctrl = table[table["comparison"] == "vs control"]
+    if ctrl.empty:
+        out.append(f"{ATTRIBUTION}: not testable here (no +PCL cell with its control evaluated)")
+    else:
+        won = ctrl[ctrl["status"] == SUPPORTED]
+        where = "; ".join(f"{_setting(r)} {r['dataset']} {r['metric']} {_fmt(r['mean_gain'])}"
+                          for r in won.to_dict("records"))
+        status = "term improves on its control in " + where if where else "no cell improves on its control; " + \
+            f"all cells combined: {combine(list(ctrl['status']))}"
+        out.append(f"{ATTRIBUTION}: {status} ({len(ctrl)} cells x metrics x data sets)")
+    alpha = table[(table["comparison"] == "alpha") & (table["metric"] == "psnr")]
+    if alpha.empty:
+        out.append(f"{ALPHA_CLAIM}: not testable here (no pair of alphas evaluated)")
+    else:
+        parts = "; ".join(f"{_setting(r)} vs {r['second']} on {r['dataset']}: {r['status']}" for r in alpha.to_dict("records"))
+        out.append(f"{ALPHA_CLAIM} (smaller alpha gives higher PSNR): {combine(list(alpha['status']))} ({parts})")
+    return out
+
+
+def write_study(table: pd.DataFrame, out_dir: Path, stem: str = "study_grid") -> list[Path]:
+    """``<stem>.csv``, ``.md`` (with the verdict lines) and ``.tex`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    paths = [out_dir / f"{stem}.{ext}" for ext in ("csv", "md", "tex")]
+    atomic_write_text(paths[0], table.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths[1], markdown(table, verdict_lines(table)))
+    atomic_write_text(paths[2], latex(table))
+    return paths
+
+
+def share_figure(points: pd.DataFrame, path: Path, *, dataset: str) -> Path:
+    """PSNR change over the control against the measured gradient share, one point per +PCL run
+    (log x axis, bootstrap intervals over images); runs without a positive share are left out and
+    counted in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = points[points["share"].map(lambda v: v is not None and not math.isnan(v) and v > 0)]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    markers = {0: "o", 1: "s"}
+    for (scale, warmup, alpha), grp in shown.groupby(["loss_scale", "warmup", "alpha"], sort=True):
+        label = f"L1 {'x255' if scale == 'backbone' else 'x' + str(scale)}, warm-up {warmup}, alpha {alpha:g}"
+        yerr = [grp["gain"] - grp["ci_low"], grp["ci_high"] - grp["gain"]]
+        ax.errorbar(grp["share"].astype(float), grp["gain"], yerr=yerr, fmt=markers[int(bool(warmup))],
+                    capsize=3, label=label)
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("measured gradient share of the term (log scale)")
+    ax.set_ylabel(f"PSNR change over control, {dataset} (dB)")
+    left = len(points) - len(shown)
+    ax.set_title(f"+PCL runs: {len(shown)} shown" + (f", {left} without a measured share" if left else ""))
+    if len(shown):
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+    return Path(path)
