@@ -90,6 +90,15 @@ def _category_link(category: str) -> str:
     return f'<a href="javascript:app.showCategory(\'{category}\')">{category}</a>'
 
 
+#: Inline styles that keep the first screen compact: Snakemake centres the description in a box of
+#: the window's height, so every line saved keeps the heading on screen in smaller windows too.
+_BOX = "font-size:13px;line-height:1.3"
+_HEADING_STYLE = "font-size:18px;line-height:1.25;margin:0 0 6px 0"
+_P = "margin:0 0 6px 0"
+_TABLE_STYLE = "font-size:12px;line-height:1.2;border-collapse:collapse;margin:0 0 6px 0"
+_CELL = "padding:2px 6px;vertical-align:top"
+
+
 def front_fragment(verdict_md: str, *, table2_md: str | None = None, pages: set[str] = frozenset()) -> str:
     """HTML for the report's first screen; ``pages`` are the page stems written (links only to those).
 
@@ -99,27 +108,30 @@ def front_fragment(verdict_md: str, *, table2_md: str | None = None, pages: set[
     """
     claims = parse_verdict(verdict_md)
     tiers = tiers_run(table2_md)
-    ran = "; ".join(f"<code>{_text(t)}</code> {_text(_short(TIER_MEANINGS.get(t, '')))}" for t in tiers)
-    out = [f"<h2>{HEADING}</h2>",
-           "<p>Reproduced: the paper's Tables II-VII regenerated from per-image result rows (each printed line "
+    # a monospace span, not <code>: the report's stylesheet wraps <code> in literal backticks
+    ran = "; ".join(f'<span style="font-family:monospace">{_text(t)}</span> {_text(_short(TIER_MEANINGS.get(t, "")))}'
+                    for t in tiers)
+    out = [f'<div style="{_BOX}">', f'<h2 style="{_HEADING_STYLE}">{HEADING}</h2>',
+           f'<p style="{_P}">Reproduced: the paper\'s Tables II-VII from per-image result rows (each printed line '
            "followed by ours), the gains of +PCL with paired bootstrap intervals, and a verdict on each claim of "
            "config/claims.yaml computed from those rows.</p>",
-           f"<p>Tiers with results: {ran}.</p>" if tiers else "<p>No tier has results yet.</p>"]
+           f'<p style="{_P}">Tiers with results: {ran}.</p>' if tiers else f'<p style="{_P}">No tier has results yet.</p>']
     rows = []
     for claim in claims:
         links = [_result_link(f"{PAGES_DIR}/verdict.html", "cells")] if "verdict" in pages else []
         links += [_result_link(f"{PAGES_DIR}/table{n}.html", f"Table {_NUMERAL[n]}") for n in _tables_of(claim) if f"table{n}" in pages]
         if "gains" in pages:
             links.append(_result_link(FOREST, "forest plot"))
-        rows.append(f'<tr title="{html.escape(claim.text)}"><td><strong>{_text(claim.id)}</strong></td>'
-                    f"<td><em>{_text(claim.status)}</em></td><td>{' · '.join(links)}</td></tr>")
+        rows.append(f'<tr title="{html.escape(claim.text)}"><td style="{_CELL}"><strong>{_text(claim.id)}</strong></td>'
+                    f'<td style="{_CELL}"><em>{_text(claim.status)}</em></td><td style="{_CELL}">{" · ".join(links)}</td></tr>')
     if rows:
-        out.append('<table style="font-size:12px"><tr><th>claim</th><th>verdict</th><th>behind it</th></tr>'
-                   + "".join(rows) + "</table>")
+        out.append(f'<table style="{_TABLE_STYLE}"><tr><th style="{_CELL}">claim</th><th style="{_CELL}">verdict</th>'
+                   f'<th style="{_CELL}">behind it</th></tr>' + "".join(rows) + "</table>")
     else:
-        out.append("<p>reports/verdict.md holds no claim line.</p>")
-    out.append(f"<p>Claim texts and evidence: the verdict page. All outputs: {_category_link('Findings')} (verdict, "
-               f"gains, check, audit), {_category_link('Tables')}, {_category_link('Figures')}.</p>")
+        out.append(f'<p style="{_P}">reports/verdict.md holds no claim line.</p>')
+    out.append(f'<p style="{_P}">Claim texts and evidence: the verdict page. All outputs: {_category_link("Findings")} '
+               f"(verdict, gains, check, audit), {_category_link('Tables')}, {_category_link('Figures')}.</p>")
+    out.append("</div>")
     return "\n".join(out) + "\n"
 
 
