@@ -114,6 +114,9 @@ def _unpack(archive: Path, kind: str, into: Path, caps: Caps) -> None:
     try:
         with MemberWriter(archive, into, caps) as writer:
             (_unpack_zip if kind == "zip" else _unpack_tar)(archive, writer)
+    # What the archive libraries raise on bad input: a truncated or corrupt stream (TarError, BadZipFile,
+    # EOFError, zlib.error), a zip compression method zipfile lacks (NotImplementedError) and an
+    # encrypted zip member (RuntimeError).
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
         raise PCLError(
             f"cannot extract {archive} ({type(exc).__name__}: {exc}); the archive is damaged or unsafe: "

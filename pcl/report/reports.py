@@ -51,17 +51,17 @@ def write_reports(
         written += write_table(built, out_dir, extras)
     written += write_audit(out_dir, logs_dir=logs_dir, paper_csv=paper_root / TABLE2.paper_file)
     for tier in sorted(GAIN_TIERS & set(results["tier"])):
-        written += write_tier_table(results, out_dir, tier=tier, speeds=_speeds(runs_root, tier, results),
-                                    diagnostics=_term_diagnostics(runs_root, tier, results))
+        runs = _run_results(runs_root, tier, results)
+        written += write_tier_table(results, out_dir, tier=tier, speeds=_speeds(runs), diagnostics=_term_diagnostics(runs))
     reported = results[results["tier"] == "reported"]
     if figures_dir is not None and set(reported["method"]) >= {"official", "pcl"}:
         written.append(plot_released_gains(reported, Path(figures_dir) / "released_gains.png"))
     return written
 
 
-def _term_diagnostics(runs_root: Path | None, tier: str, results) -> dict[str, dict]:
-    """``pcl_diagnostics`` of each +PCL run of ``tier`` (its ``result.json``): the contrastive term's
-    measured share of the L1 gradient, printed beside the run's numbers."""
+def _run_results(runs_root: Path | None, tier: str, results) -> dict[str, dict]:
+    """The ``result.json`` of each run of ``tier`` that has rows (read once; unreadable ones skipped):
+    its speed and the contrastive term's measured weight go beside the run's numbers."""
     import json
 
     if runs_root is None:
@@ -70,27 +70,20 @@ def _term_diagnostics(runs_root: Path | None, tier: str, results) -> dict[str, d
     for experiment in sorted(set(results.loc[results["tier"] == tier, "experiment"])):
         path = Path(runs_root) / tier / experiment / "result.json"
         try:
-            value = json.loads(path.read_text()).get("pcl_diagnostics")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(value, dict):
-            out[experiment] = value
-    return out
-
-
-def _speeds(runs_root: Path | None, tier: str, results) -> dict[str, float]:
-    """Iterations per second of each run of ``tier`` (its ``result.json``), for the tier's table."""
-    import json
-
-    if runs_root is None:
-        return {}
-    out = {}
-    for experiment in sorted(set(results.loc[results["tier"] == tier, "experiment"])):
-        path = Path(runs_root) / tier / experiment / "result.json"
-        try:
-            value = json.loads(path.read_text()).get("it_per_s")
+            data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(value, (int, float)):
-            out[experiment] = float(value)
+        if isinstance(data, dict):
+            out[experiment] = data
     return out
+
+
+def _speeds(runs: dict[str, dict]) -> dict[str, float]:
+    """Iterations per second of each run (its ``it_per_s``), for the tier's table."""
+    return {e: float(r["it_per_s"]) for e, r in runs.items()
+            if isinstance(r.get("it_per_s"), (int, float)) and not isinstance(r.get("it_per_s"), bool)}
+
+
+def _term_diagnostics(runs: dict[str, dict]) -> dict[str, dict]:
+    """``pcl_diagnostics`` of each +PCL run: the contrastive term's measured share of the L1 gradient."""
+    return {e: r["pcl_diagnostics"] for e, r in runs.items() if isinstance(r.get("pcl_diagnostics"), dict)}

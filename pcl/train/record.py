@@ -134,14 +134,20 @@ def read_result(path: Path, last: Path) -> dict[str, Any] | None:
     todo = (f"delete it to resume from {last} (the run is finished again from that checkpoint and the file rewritten)"
             if last.is_file() else "delete it, or move the run directory aside, and rerun (there is no checkpoint "
             "to finish from, so the run trains again)")
+    data = _json_object(path, todo)
+    if not isinstance(data.get("config_identity"), str) or not isinstance(data.get("iterations"), int):
+        raise _damaged(path, "no config_identity text or no integer iterations", todo)
+    return data
+
+
+def _json_object(path: Path, todo: str) -> dict:
+    """``path`` parsed as a JSON object, or the one-line damaged-file error saying ``todo``."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _damaged(path, f"not JSON: {_first_line(exc)}", todo) from None
     if not isinstance(data, dict):
         raise _damaged(path, f"a JSON {type(data).__name__}, not an object", todo)
-    if not isinstance(data.get("config_identity"), str) or not isinstance(data.get("iterations"), int):
-        raise _damaged(path, "no config_identity text or no integer iterations", todo)
     return data
 
 
@@ -163,9 +169,4 @@ def check_run_record(run_dir: Path, last: Path) -> None:
             raise _damaged(config, "not a mapping with the run's config_identity", todo)
     provenance = run_dir / "provenance.json"
     if provenance.is_file():
-        try:
-            data = json.loads(provenance.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _damaged(provenance, f"not JSON: {_first_line(exc)}", todo) from None
-        if not isinstance(data, dict):
-            raise _damaged(provenance, f"a JSON {type(data).__name__}, not an object", todo)
+        _json_object(provenance, todo)
