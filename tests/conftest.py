@@ -98,3 +98,25 @@ def write_results(root: Path, *groups: list[dict], source: bool = False):
         r = rows[0]
         paths.append(write_rows(result_path(root, r["tier"], r["experiment"], r["protocol"], r["dataset"]), rows))
     return read_results(paths, source=source)
+
+
+# --- a tiny training set: shared by the trainer tests ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def train_dir(tmp_path_factory) -> Path:
+    """Three 96x96 crops of shipped stand-in photos: enough for 12x12 LR patches, quick to prepare."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("train")
+    for path in sorted((REPO / "resources" / "train_standin" / "SunHays80").glob("*.jpg"))[:3]:
+        img = np.asarray(Image.open(path).convert("RGB"))
+        Image.fromarray(img[100:196, 200:296]).save(folder / f"{path.stem}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """The prepared-data cache of one test module's trainings."""
+    return tmp_path_factory.mktemp("cache")

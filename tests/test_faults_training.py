@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from pcl.cli import main
@@ -86,21 +85,6 @@ elif mode == "cut":
 from pcl.cli import main
 sys.exit(main(sys.argv[4:]))
 """
-
-
-@pytest.fixture(scope="module")
-def train_dir(tmp_path_factory) -> Path:
-    """Three 96x96 crops of shipped stand-in photos (as in tests/test_trainer.py)."""
-    folder = tmp_path_factory.mktemp("train")
-    for path in sorted((REPO / "resources" / "train_standin" / "SunHays80").glob("*.jpg"))[:3]:
-        img = np.asarray(Image.open(path).convert("RGB"))
-        Image.fromarray(img[100:196, 200:296]).save(folder / f"{path.stem}.png")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
 
 
 def _argv(run_dir: Path, train_dir: Path, cache: Path, *extra: str, experiment: str = "edsr-s-baseline") -> list[str]:

@@ -13,11 +13,9 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
 from safetensors.torch import load_file
 
 from pcl.cli_train import add_train_parser
@@ -167,21 +165,6 @@ def test_the_listing_shows_each_pcl_experiments_nominal_weight(capsys) -> None:
 
 
 # ---------------------------------------------------------------------------- in the trainer
-
-
-@pytest.fixture(scope="module")
-def train_dir(tmp_path_factory) -> Path:
-    """Three 96x96 crops of shipped stand-in photos (as tests/test_trainer.py)."""
-    folder = tmp_path_factory.mktemp("train")
-    for path in sorted((REPO / "resources" / "train_standin" / "SunHays80").glob("*.jpg"))[:3]:
-        img = np.asarray(Image.open(path).convert("RGB"))
-        Image.fromarray(img[100:196, 200:296]).save(folder / f"{path.stem}.png")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
 
 
 def _train(*argv: str) -> int:

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from pcl.cli_train import add_train_parser
@@ -26,22 +25,6 @@ from pcl.train.step import TrainStep
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOG = REPO / "config" / "experiments.yaml"
-
-
-@pytest.fixture(scope="module")
-def train_dir(tmp_path_factory) -> Path:
-    """Three 96x96 crops of shipped stand-in photos: enough for 12x12 LR patches, quick to prepare."""
-    folder = tmp_path_factory.mktemp("train")
-    photos = sorted((REPO / "resources" / "train_standin" / "SunHays80").glob("*.jpg"))[:3]
-    for path in photos:
-        img = np.asarray(Image.open(path).convert("RGB"))
-        Image.fromarray(img[100:196, 200:296]).save(folder / f"{path.stem}.png")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
 
 
 def _argv(experiment: str, run_dir: Path, train_dir: Path, cache: Path, *extra: str) -> list[str]:
