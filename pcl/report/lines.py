@@ -8,6 +8,7 @@ there to the file's JSON sidecar, and from that to the code and packages that pr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import median
 
 import pandas as pd
 
@@ -29,13 +30,17 @@ LONG_COLUMNS: tuple[str, ...] = (
     "source_files",
     "line",
     "comparable",
+    "term_grad_share",
 )
 """Columns of a table's CSV: one row per (line, dataset, metric); ``source`` is the tier (``paper``
 for the paper's lines), ``n_seeds``/``seed_sd`` the training seeds averaged and the spread of
 their means, ``source_files`` the result files of the cell, ``;``-separated; ``line`` says what the
 row is (``paper``, ``result``, or ``gain`` for Table II's gain lines) and ``comparable`` whether the
 tier may be set beside the paper (``yes``, or ``no: not comparable with the paper``; empty on the
-paper's own lines), so a reader of the CSV alone sees what the Markdown marks ``(n/c)``."""
+paper's own lines), so a reader of the CSV alone sees what the Markdown marks ``(n/c)``;
+``term_grad_share`` is the contrastive term's measured share of the L1 gradient on the +PCL lines of
+a table that shows it (``Line.term_share``; the median when several runs recorded one), empty where
+not recorded or not shown."""
 
 NOT_COMPARABLE = "no: not comparable with the paper"
 """Value of the ``comparable`` column for a tier in ``pcl.names.NON_COMPARABLE_TIERS``."""
@@ -97,6 +102,12 @@ class Line:
     files: tuple[str, ...] = ()
     """Every result file of this (tier, experiment, protocol) at the table's scale, including
     sets the table has no column for: the files this line stands for."""
+    method: str = ""
+    """The method of the line's results (``pcl``, ``control``...; empty on paper and 'no result' lines)."""
+    term_shares: tuple[float, ...] | None = None
+    """The contrastive term's measured share of the L1 gradient, one per run, from the sidecars of
+    ``files`` (``pcl.report.term_share``): None where the table does not show it or the line is not
+    +PCL, ``()`` for a +PCL line whose sidecars record none."""
 
     @property
     def is_paper(self) -> bool:
@@ -105,6 +116,11 @@ class Line:
     @property
     def comparable(self) -> bool:
         return self.source not in NON_COMPARABLE_TIERS
+
+    @property
+    def term_share(self) -> float | None:
+        """The median of ``term_shares`` (None when there is none)."""
+        return median(self.term_shares) if self.term_shares else None
 
 
 def long_frame(lines: tuple[Line, ...]) -> pd.DataFrame:
@@ -129,9 +145,11 @@ def long_frame(lines: tuple[Line, ...]) -> pd.DataFrame:
                     "source_files": ";".join(cell.files),
                     "line": "paper" if line.is_paper else "result",
                     "comparable": "" if line.is_paper else comparable_text(line.source),
+                    "term_grad_share": line.term_share,
                 }
             )
     frame = pd.DataFrame.from_records(records, columns=LONG_COLUMNS)
     frame["n_images"] = frame["n_images"].astype("Int64")
     frame["n_seeds"] = frame["n_seeds"].astype("Int64")
+    frame["term_grad_share"] = frame["term_grad_share"].astype(float)
     return frame

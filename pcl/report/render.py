@@ -18,6 +18,7 @@ from pcl.names import DATASET_SIZES, TIER_MEANINGS, TRAINED_TIERS
 from pcl.report.lines import Cell, Line
 from pcl.report.paper import PaperTable
 from pcl.report.specs import TableSpec
+from pcl.report.term_share import share_legend
 
 
 class RenderableTable(Protocol):
@@ -154,9 +155,17 @@ def _legend(table: RenderableTable, extras: Extras | None = None) -> list[str]:
         lines.append(f"- `{tier}`: {TIER_MEANINGS.get(tier, '')}")
     if extras is not None and extras.legend:
         lines += ["", extras.legend]
+    share = _share_sentence(table, markdown=True)
+    if share:
+        lines += ["", share]
     for note in table.spec.notes:
         lines += ["", note]
     return lines
+
+
+def _share_sentence(table: RenderableTable, *, markdown: bool) -> str:
+    """The measured share of the contrastive term of each +PCL line, on the tables whose spec asks for it."""
+    return share_legend(table.lines, markdown=markdown) if table.spec.term_share else ""
 
 
 def _extra_rows(extras: Extras | None, label: str | None, *, latex: bool) -> list[str]:
@@ -224,6 +233,7 @@ def to_latex(table: RenderableTable, extras: Extras | None = None) -> str:
         "% $\\emptyset$ a metric not computed on an evaluated set, n/p a value the paper does not print,",
         "% (n/c) a tier not comparable with the paper.",
         *([f"% {extras.legend}"] if extras is not None and extras.legend else []),
+        *([f"% {share}"] if (share := _share_sentence(table, markdown=False)) else []),
         "\\begin{tabular}{ll" + "r" * len(cols) + "}",
         "\\toprule",
     ]

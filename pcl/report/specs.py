@@ -60,6 +60,10 @@ class TableSpec:
     label_header: str = "Method"
     notes: tuple[str, ...] = ()
     """Table-specific legend lines (how its metrics were computed)."""
+    term_share: bool = False
+    """Name, in the legend and the CSV, the contrastive term's measured share of the L1 gradient of
+    each +PCL line (``pcl.report.term_share``): set on the tables that weigh +PCL against its
+    backbone (II) and the term's weight alpha (VII), where that share decides what a line can show."""
 
 
 def _table2_target(row: pd.Series) -> bool:
@@ -90,6 +94,7 @@ TABLE2 = TableSpec(
     number=2,
     backbone_rows=True,
     notes=(LOSS_SCALE_NOTE,),
+    term_share=True,
 )
 
 LPIPS_NOTE = (
@@ -177,6 +182,7 @@ TABLE7 = TableSpec(
     named_labels=True,
     label_header="Weight",
     notes=(LOSS_SCALE_NOTE,),
+    term_share=True,
 )
 
 TABLES: tuple[TableSpec, ...] = (TABLE2, TABLE3, TABLE4, TABLE5, TABLE6, TABLE7)

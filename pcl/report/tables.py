@@ -29,6 +29,7 @@ from pcl.report.placement import row_labels
 from pcl.report.render import Extras, to_latex, to_markdown
 from pcl.report.results import OPTIONAL_COLUMNS, SOURCE_COLUMN, display_path, empty_results, result_path, summarise
 from pcl.report.specs import TableSpec
+from pcl.report.term_share import is_contrastive, recorded_shares
 from pcl.resources import resource_path
 
 _LineKey = tuple[str, str, str]
@@ -71,6 +72,26 @@ def _files_by_set(rows: pd.DataFrame) -> dict[tuple[str, str, str, str], tuple[s
     return {key: tuple(sorted(set(files))) for key, files in grouped}
 
 
+def _source_paths(rows: pd.DataFrame) -> dict[_LineKey, tuple[Path, ...]]:
+    """(tier, protocol, experiment) -> the result files its rows were read from, as readable paths.
+
+    Why not the names a line prints: ``display_path`` may shorten a file outside the working
+    directory to ``results/...``, which does not open; sidecars are read beside the real file.
+    Rows read without their file (no ``SOURCE_COLUMN``) give none, so their lines read 'not recorded'.
+    """
+    if rows.empty or SOURCE_COLUMN not in rows.columns:
+        return {}
+    grouped = rows[SOURCE_COLUMN].groupby([rows["tier"], rows["protocol"], rows["experiment"]], sort=False)
+    return {key: tuple(Path(p) for p in sorted(set(paths))) for key, paths in grouped}
+
+
+def _term_shares(spec: TableSpec, methods: set[str], paths: tuple[Path, ...]) -> tuple[float, ...] | None:
+    """A line's measured shares when ``spec`` shows them and the line is +PCL (else None)."""
+    if not spec.term_share or not any(is_contrastive(m) for m in methods):
+        return None
+    return recorded_shares(paths)
+
+
 def result_files(rows: pd.DataFrame) -> pd.Series:
     """Each row's result file as reports name it (``display_path``), aligned with ``rows``.
 
@@ -104,6 +125,8 @@ def build_table(
     scaled = results[results["scale"] == spec.scale] if len(results) else results
     summary = summarise(scaled)
     files = _files_by_set(scaled)
+    sources = _source_paths(scaled) if spec.term_share else {}
+    methods: dict[_LineKey, set[str]] = {}
     by_label: dict[str, dict[_LineKey, dict[tuple[str, str], tuple[float, int, int, float | None]]]] = {}
     computed: dict[_LineKey, set[str]] = {}
     """Metrics each (tier, protocol, experiment) holds on any set: a line whose rows hold none of the
@@ -117,6 +140,7 @@ def build_table(
                 unplaced.add(rec["experiment"])
                 continue
             key = (rec["tier"], rec["protocol"], rec["experiment"])
+            methods.setdefault(key, set()).add(str(rec["method"]))
             values = by_label.setdefault(label, {}).setdefault(key, {})
             for metric in METRICS:
                 # An optional metric (LPIPS, NIQE) that is NaN was not computed for this set.
@@ -145,7 +169,9 @@ def build_table(
                 row_cells.append(Cell(c.dataset, c.metric, c.digits, c.paper_printed, *(hit if hit else (None, None, None, None)),
                                       files=files.get((*key, c.dataset), ())))
             line_files = tuple(sorted(f for k, fs in files.items() if k[:3] == key for f in fs))
-            lines.append(Line(label, tier, protocol, experiment, tuple(row_cells), files=line_files))
+            lines.append(Line(label, tier, protocol, experiment, tuple(row_cells), files=line_files,
+                              method="/".join(sorted(methods[key])),
+                              term_shares=_term_shares(spec, methods[key], sources.get(key, ()))))
             shown += 1
         if not shown and spec.is_target(prow):
             message = f"no result (tiers run: {', '.join(tiers_run) or 'none'})"
