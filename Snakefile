@@ -29,8 +29,8 @@ include: "workflow/rules/reported.smk"
 include: "workflow/rules/bicubic.smk"
 include: "workflow/rules/released.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/report.smk"
 include: "workflow/rules/study.smk"
+include: "workflow/rules/report.smk"
 
 
 # Light rules run where snakemake runs (never sent to a GPU node); the heavy ones (train, evaluate,

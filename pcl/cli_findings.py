@@ -15,9 +15,9 @@ def cmd_gains(args: argparse.Namespace) -> int:
     from pcl.report.gain_figures import forest_plot, gain_distributions
     from pcl.report.gains import compute_gains
     from pcl.report.gains_report import write_gains
-    from pcl.report.results import read_results
+    from pcl.report.results import paper_side, read_results
 
-    results = read_results(_result_files(args.results))
+    results = paper_side(read_results(_result_files(args.results)))
     gains = compute_gains(results, draws=args.draws, seed=args.seed)
     written = write_gains(gains, Path(args.out_dir))
     figures = Path(args.figures_dir)
@@ -46,11 +46,11 @@ def cmd_verdict(args: argparse.Namespace) -> int:
 
     from pcl.atomic import atomic_write_text
     from pcl.cli_report import _cells, _result_files
-    from pcl.report.results import read_results
+    from pcl.report.results import paper_side, read_results
     from pcl.report.verdict import build_verdicts, load_claims, render
     from pcl.resources import resource_path
 
-    results = read_results(_result_files(args.results))
+    results = paper_side(read_results(_result_files(args.results)))
     try:
         gains = pd.read_csv(args.gains)
     except (FileNotFoundError, pd.errors.EmptyDataError) as exc:
@@ -90,10 +90,10 @@ def cmd_figures(args: argparse.Namespace) -> int:
     """Crop comparisons, training curves and the alpha curve from the run's outputs."""
     from pcl.cli_report import _result_files
     from pcl.report.figure_set import alpha_figure, crop_figures, curve_figures
-    from pcl.report.results import read_results
+    from pcl.report.results import paper_side, read_results
     from pcl.resources import resource_path
 
-    results = read_results(_result_files(args.results))
+    results = paper_side(read_results(_result_files(args.results)))
     hr_dirs = {}
     if args.benchmarks_json:
         import json

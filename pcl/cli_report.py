@@ -102,10 +102,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     if args.gains or args.verdict:
         from pcl.report.check_findings import check_gains_file, check_verdict_file
-        from pcl.report.results import read_results
+        from pcl.report.results import paper_side, read_results
         from pcl.report.verdict import load_claims
 
-        rows = read_results(files, source=True)
+        rows = paper_side(read_results(files, source=True))
         if args.gains:
             check_gains_file(rows, Path(args.gains), report)
         if args.verdict:

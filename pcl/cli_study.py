@@ -84,7 +84,7 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tier", default="study")
     p.add_argument("--claims", default="config/claims.yaml", help="its min_effect decides the cell statuses")
     p.add_argument("--out-dir", default="reports/tables")
-    p.add_argument("--stem", default="study_grid", help="file names of the table: <stem>.{csv,md,tex}")
+    p.add_argument("--stem", default="study", help="file names of the table: <stem>.{csv,md,tex}")
     p.add_argument("--figure", default="reports/figures/study_share.png")
     p.add_argument("--figure-dataset", default="Set5")
     p.add_argument("--protocol", default=None, help="protocol of the figure (default: the first present)")

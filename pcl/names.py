@@ -84,6 +84,12 @@ NON_COMPARABLE_TIERS: frozenset[str] = frozenset(
 """Tiers whose numbers are shown without a delta to the paper: a smoke run is a plumbing test, a
 mini run a miniature of the protocol on other data, neither a reproduction of a printed cell."""
 
+OWN_REPORT_TIERS: frozenset[str] = frozenset(n for n, t in _CATALOG_TIERS.items() if t.get("own_report") is True)
+"""Tiers whose rows answer a question of their own (the study of the contrastive term's weight,
+docs/study.md, and its re-run): they feed ``pcl study`` and their own check only.  Their grid of
+experiments has no place in Tables II-VII, and their +PCL/control pairs are not the paper's, so
+the tables, the gains and the paper's verdict leave them out rather than list them as unplaced."""
+
 
 def canonical_dataset(name: str) -> str:
     """Map a user-given dataset name to its canonical spelling, or fail naming the valid ones."""

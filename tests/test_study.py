@@ -191,7 +191,7 @@ def test_figure_has_one_point_per_run_at_its_share(grid_rows, tmp_path) -> None:
 def test_write_study_writes_csv_md_tex(grid_rows, tmp_path) -> None:
     table = study_table(grid_rows, [CELL, CELL_A1], tier="study", min_effects=EFFECTS, draws=200)
     paths = write_study(table, tmp_path / "out")
-    assert [p.name for p in paths] == ["study_grid.csv", "study_grid.md", "study_grid.tex"]
+    assert [p.name for p in paths] == ["study.csv", "study.md", "study.tex"]
     back = pd.read_csv(paths[0])
     assert len(back) == len(table) and math.isclose(back["mean_gain"].iloc[0], table["mean_gain"].iloc[0], rel_tol=1e-5)
     assert r"\begin{tabular}" in paths[2].read_text()
@@ -215,7 +215,7 @@ def test_pcl_study_writes_the_table_and_figure(grid_rows, tmp_path, monkeypatch)
     code = main(["study", "--results", str(tmp_path / "study"), "--out-dir", str(out / "tables"),
                  "--figure", str(out / "figures" / "study_share.png"), "--draws", "200"])
     assert code == 0
-    assert sorted(p.name for p in (out / "tables").iterdir()) == ["study_grid.csv", "study_grid.md", "study_grid.tex"]
+    assert sorted(p.name for p in (out / "tables").iterdir()) == ["study.csv", "study.md", "study.tex"]
     assert (out / "figures" / "study_share.png").is_file()
 
 

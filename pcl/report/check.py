@@ -10,7 +10,8 @@ stale entry, else 0 (``CheckReport.exit_code``).  CLI entry point: ``check_files
 
 The rules: ``paper`` and ``finite`` in ``pcl.report.check_rules``, ``learns`` in
 ``pcl.report.check_learning``, ``released_logs`` and
-``released_models`` in ``pcl.report.check_released``, the optional ``table3`` block in
+``released_models`` in ``pcl.report.check_released``, ``rerun`` (the study's one-cell re-run against its committed rows)
+in ``pcl.report.check_study``, the optional ``table3`` block in
 ``pcl.report.check_perceptual``; every tier's files are also checked by
 ``pcl.report.check_provenance`` (each lands in a table; each has a sidecar naming its code) and
 ``pcl.report.check_images`` (each holds every image once).  Rule ``learns`` also compares weights
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pcl.names import TIERS
+from pcl.names import OWN_REPORT_TIERS, TIERS
 from pcl.report.cells import CellsMap
 from pcl.report.check_config import CHECK_TABLES, DEFAULT_DEVIATIONS, DEFAULT_TOLERANCES, load_deviations, load_tolerances
 from pcl.report.check_images import check_distinct_images
@@ -36,6 +37,7 @@ from pcl.report.check_provenance import check_placed, check_sidecars
 from pcl.report.check_released import check_released_logs, check_released_models, compare_with_log, normalise_image_name
 from pcl.report.check_report import CheckItem, CheckReport, Ledger
 from pcl.report.check_rules import check_finite, check_paper_rule
+from pcl.report.check_study import check_rerun
 from pcl.report.paper import read_paper_table
 from pcl.report.results import empty_results, read_results
 from pcl.resources import resource_path
@@ -101,11 +103,14 @@ def run_check(
             check_released_logs(tier, rule, rows, read_paper_table(paper_dir / CHECK_TABLES[rule["table"]]), logs_dir, ledger, report)
         elif rule["rule"] == "released_models":
             check_released_models(tier, rule, rows, logs_dir, report)
+        elif rule["rule"] == "rerun":
+            check_rerun(tier, rule, rows, results[results["tier"] == rule["reference_tier"]], report)
         elif rule["rule"] == "learns":
             check_finite(tier, rows, report, cells, present_only=True)
             check_learning(tier, rule, rows, results[results["tier"] == "bicubic"], report)
         else:
-            check_finite(tier, rows, report, cells)
+            # A study tier trains a grid of its own, not the catalog's cells: only its present experiments.
+            check_finite(tier, rows, report, cells, present_only=tier in OWN_REPORT_TIERS)
         if "table3" in rule:
             check_table3(tier, rule["table3"], rows, paper_dir, report, cells)
     check_placed(results, report, paper_dir=paper_dir, cells=cells)

@@ -35,9 +35,10 @@ RULES: dict[str, dict[str, type | tuple[type, ...]]] = {
         "nlsn_seed_spread_db": (int, float),
         "nlsn_seed_spread_ssim": (int, float),
     },
+    "rerun": {"rule": str, "reference_tier": str, "cross_machine_db": (int, float)},
 }
 """Keys each rule needs (all of them, nothing else) and their YAML types."""
-OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {"learns": ("cross_machine_db", "expected_psnr")}
+OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {"learns": ("cross_machine_db", "expected_psnr"), "rerun": ("effects",)}
 """Keys a rule may have besides ``RULES`` (and ``table3``), validated by ``validate_expected``."""
 
 CHECK_TABLES: dict[str, str] = {"table2": TABLE2.paper_file}
@@ -104,6 +105,20 @@ def validate_expected(where: str, rule: dict) -> None:
                 raise PCLError(f"{where}.expected_psnr.{name}: {value!r} must be a finite number (dB)")
 
 
+def validate_rerun(where: str, rule: dict) -> None:
+    """Rule ``rerun``: a known reference tier and ``effects`` as [first, second] experiment pairs."""
+    if rule.get("rule") != "rerun":
+        return
+    if rule.get("reference_tier") not in TIERS:
+        raise PCLError(f"{where}.reference_tier: {rule.get('reference_tier')!r} is not a tier; known tiers: {', '.join(TIERS)}")
+    effects = rule.get("effects", [])
+    pairs_ok = isinstance(effects, list) and all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(e, str) and e for e in p) for p in effects)
+    if not pairs_ok:
+        raise PCLError(f"{where}.effects: must be a list of [first, second] experiment names, e.g. "
+                       "[[edsr-s-pcl-l1-w100-a0.1, edsr-s-control-l1]]")
+
+
 def load_tolerances(path: Path) -> dict[str, dict]:
     """Validated per-tier rules from tolerances.yaml (tier -> rule mapping)."""
     data = _load_yaml(path)
@@ -127,6 +142,7 @@ def load_tolerances(path: Path) -> dict[str, dict]:
             if key not in needed and key != "table3" and key not in optional:
                 raise PCLError(f"{where}.{key}: not a key of rule {rule['rule']!r}; allowed: {', '.join((*needed, *optional))}")
         validate_expected(where, rule)
+        validate_rerun(where, rule)
         for key, kind in needed.items():
             if key not in rule:
                 raise PCLError(f"{where}.{key}: missing (rule {rule['rule']!r} needs {', '.join(needed)})")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pcl.names import TRAINED_TIERS
+from pcl.names import OWN_REPORT_TIERS, TRAINED_TIERS
 from pcl.report.cells import CellsMap
 from pcl.report.check_report import MISS, OK, CheckItem, CheckReport
 from pcl.report.paper import PaperTable, read_paper_table
@@ -56,6 +56,14 @@ def check_placed(results: pd.DataFrame, report: CheckReport, *, paper_dir: Path,
     """A ``placed`` miss for each result file that lands on no table row, saying why; a note counts the rest."""
     if results.empty:
         return
+    own = results["tier"].isin(OWN_REPORT_TIERS)
+    if own.any():
+        tiers = ", ".join(sorted(set(results.loc[own, "tier"])))
+        report.notes.append(f"{result_files(results[own]).nunique()} result file(s) of tiers {tiers}: their own report "
+                            "(pcl study, reports/tables/study.md), not placed in Tables II-VII")
+        results = results[~own]
+        if results.empty:
+            return
     landed = placements(results, paper_dir=paper_dir, cells=cells)
     papers = [(spec, read_paper_table(paper_dir / spec.paper_file, spec.label_columns, spec.name, named=spec.named_labels))
               for spec in TABLES]

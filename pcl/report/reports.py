@@ -14,7 +14,7 @@ from pcl.report.cells import CellsMap
 from pcl.report.figures import plot_released_gains
 from pcl.report.gains import GAIN_TIERS
 from pcl.report.mini import write_tier_table
-from pcl.report.results import read_results
+from pcl.report.results import paper_side, read_results
 from pcl.report.specs import TABLE2, TABLES, TableSpec
 from pcl.report.table_gains import gain_extras, read_gains
 from pcl.report.tables import build_table, write_table
@@ -43,7 +43,7 @@ def write_reports(
     """
     paper_root = Path(paper_dir) if paper_dir else resource_path("reference", "paper")
     gain_rows = read_gains(Path(gains)) if gains is not None else None  # a bad file fails before any write
-    results = read_results(result_files, source=True)
+    results = paper_side(read_results(result_files, source=True))
     written: list[Path] = []
     for spec in tables:
         built = build_table(results, spec, paper_root / spec.paper_file, cells=cells)

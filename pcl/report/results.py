@@ -18,7 +18,7 @@ import pandas as pd
 from pcl.atomic import atomic_write_text
 from pcl.errors import PCLError
 from pcl.metrics.psnr_ssim import PROTOCOLS
-from pcl.names import DATASET_SIZES, DATASETS, TIERS
+from pcl.names import DATASET_SIZES, DATASETS, OWN_REPORT_TIERS, TIERS
 
 __all__ = [
     "DATASETS",
@@ -290,6 +290,16 @@ def read_results(paths: Iterable[Path], *, source: bool = False) -> pd.DataFrame
 
 
 # --- summaries --------------------------------------------------------------------------------
+
+
+def paper_side(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows that Tables II-VII, the gains and the paper's verdict are made of: all but those of
+    the study's tiers (``pcl.names.OWN_REPORT_TIERS``), whose grid answers its own question
+    (``pcl study``) and whose +PCL/control pairs are not the paper's.  A folder such as ``results``
+    holds both, so every paper-side reader filters here."""
+    if results.empty or "tier" not in results.columns:
+        return results
+    return results[~results["tier"].isin(OWN_REPORT_TIERS)].reset_index(drop=True)
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:

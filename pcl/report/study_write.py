@@ -111,7 +111,7 @@ def verdict_lines(table: pd.DataFrame) -> list[str]:
     return out
 
 
-def write_study(table: pd.DataFrame, out_dir: Path, stem: str = "study_grid") -> list[Path]:
+def write_study(table: pd.DataFrame, out_dir: Path, stem: str = "study") -> list[Path]:
     """``<stem>.csv``, ``.md`` (with the verdict lines) and ``.tex`` in ``out_dir``."""
     out_dir = Path(out_dir)
     paths = [out_dir / f"{stem}.{ext}" for ext in ("csv", "md", "tex")]

@@ -158,8 +158,11 @@ def static_results():
 TRAINING = config["training"]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from pcl.names import UNTRAINED_TIERS
+from pcl.names import OWN_REPORT_TIERS, UNTRAINED_TIERS
 TRAIN_TIERS = [t for t in TIERS if t not in UNTRAINED_TIERS]
+# Training tiers whose rows go into Tables II-VII, the gains and the paper's verdict: all but the
+# study's (catalog `own_report: true`), whose rows feed only `pcl study` and `pcl check`.
+PAPER_TRAIN_TIERS = [t for t in TRAIN_TIERS if t not in OWN_REPORT_TIERS]
 RUN_ROOT = TRAINING["run_root"]
 for _tier in TRAIN_TIERS:
     if _tier not in TRAINING["tiers"]:
@@ -214,10 +217,11 @@ def tier_setting(tier, key, run=None):
     return value
 
 
-def trained_results():
-    """Result files of the training tiers: every selected experiment x protocol x dataset."""
+def trained_results(tiers=None):
+    """Result files of the training tiers (default: those of the paper's tables): every selected
+    experiment x protocol x dataset."""
     files = []
-    for tier in TRAIN_TIERS:
+    for tier in PAPER_TRAIN_TIERS if tiers is None else tiers:
         files += expand(
             "results/{tier}/{experiment}/{protocol}/{dataset}.csv",
             tier=tier,
@@ -350,7 +354,7 @@ def figure_image_args():
 
 
 # Tables of the trained tiers whose numbers mean something (reports/tables/<tier>.md): mini etc.
-TIER_TABLES = [f"reports/tables/{t}.{ext}" for t in TRAIN_TIERS if t != "smoke" for ext in ("md", "csv", "tex")]
+TIER_TABLES = [f"reports/tables/{t}.{ext}" for t in PAPER_TRAIN_TIERS if t != "smoke" for ext in ("md", "csv", "tex")]
 GAINS_FILES = expand("reports/tables/gains.{ext}", ext=["csv", "md", "tex"])
 VERDICT = "reports/verdict.md"
 

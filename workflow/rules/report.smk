@@ -141,7 +141,7 @@ rule figures:
         pcl=PCL,
         images=figure_image_args(),
         tiers=FIGURE_TIERS or ["none"],
-        curve_tiers=[t for t in TRAIN_TIERS if t != "smoke"] or ["none"],
+        curve_tiers=[t for t in PAPER_TRAIN_TIERS if t != "smoke"] or ["none"],
         crop=FIGURES["crop_size"],
         runs=RUN_ROOT,
         real=REAL_OPTION,
@@ -159,9 +159,11 @@ rule figures:
 
 
 rule check:
+    # The study's rows (committed or trained) and its one-cell re-run are checked beside the rest.
     input:
         static=static_results(),
         discovered=result_inputs,
+        study=STUDY_ROWS + STUDY_CHECK_ROWS,
         cells=CELLS,
         gains="reports/tables/gains.csv",
         verdict=VERDICT,
@@ -179,7 +181,7 @@ rule check:
     conda:
         ENV
     shell:
-        "{params.pcl} check --results {input.static:q} {input.discovered:q} --cells {input.cells:q} "
+        "{params.pcl} check --results {input.static:q} {input.discovered:q} {input.study:q} --cells {input.cells:q} "
         "--tolerances {params.tolerances:q} --deviations {params.deviations:q} --gains {input.gains:q} "
         "--verdict {input.verdict:q} --claims {input.claims:q} --out {output:q} 2>&1 | tee {log:q}"
 
@@ -211,11 +213,12 @@ rule plan:
 PAGES = {
     # page: (source, category, caption)
     **{f"table{n}": (f"reports/tables/table{n}.md", "Tables", "table") for n in (2, 3, 4, 5, 6, 7)},
-    **{t: (f"reports/tables/{t}.md", "Tables", "tier_table") for t in TRAIN_TIERS if t != "smoke"},
+    **{t: (f"reports/tables/{t}.md", "Tables", "tier_table") for t in PAPER_TRAIN_TIERS if t != "smoke"},
     "gains": ("reports/tables/gains.md", "Findings", "gains"),
     "verdict": (VERDICT, "Findings", "verdict"),
     "check": ("reports/check.txt", "Findings", "check"),
     "audit_released_logs": ("reports/tables/audit_released_logs.md", "Findings", "audit"),
+    **({"study": (STUDY_TABLES[1], "Findings", "study")} if STUDY_ACTIVE else {}),
     "weights_status": (WEIGHTS_STATUS, "Status", "status"),
     "plan": ("reports/plan.md", "Status", "plan"),
     **({"released_status": (RELEASED_STATUS, "Status", "status")} if "released" in TIERS else {}),

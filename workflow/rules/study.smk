@@ -1,104 +1,146 @@
-# Tier `study` (docs/study.md, config/study.yaml): a grid of EDSR-S fine-tunes that asks whether the
-# contrastive term improves PSNR or NIQE over its L1-only control at some setting of its weight.
+# The study of the contrastive term's weight (docs/study.md): a grid of EDSR-S fine-tunes that asks
+# whether the term improves PSNR or NIQE over its L1-only control in some paper-faithful setting.
 # Its runs are trained and evaluated by `train` and `evaluate_trained` like every training tier;
-# this file adds what only the study needs, and only when the study tier is configured:
+# this file adds what only the study needs:
 #
-#   runs/mini/edsr-s-baseline -> runs/study/edsr-s-baseline (the same run: see study_baseline)
-#   results/study/*/<protocol>/<dataset>.csv -> reports/tables/study_grid.{csv,md,tex}
+#   results/study/*/<protocol>/<dataset>.csv -> reports/tables/study.{csv,md,tex}
 #                                             + reports/figures/study_share.png   (pcl study)
 #
-# `all` then asks for the study's outputs too, so `snakemake --cores 2 --configfile config/study.yaml`
-# runs the whole study; it resumes like any run.
+# Two ways in. The embedded default does not train the study (about 2 hours on 2 cores): it reads
+# the rows committed under results/study (`study: committed: true` in config/config.yaml) and
+# regenerates the table, the figure and the verdict lines from them. `snakemake --cores 2
+# --configfile config/study.yaml` trains the whole grid (resumable) and writes those rows. Tier
+# `study-check` (config/study_check.yaml, run by CI) trains one cell of the grid again, seed 1, and
+# `pcl check` compares its rows with the committed ones within the cross-machine tolerance.
+#
+#   runs/mini/edsr-s-baseline -> runs/<study tier>/edsr-s-baseline (the same run: see study_baseline)
 
 STUDY_TIER = "study"
-# Targets of `all` (none while the study tier is not configured).
-STUDY_FILES = (
-    expand("reports/tables/study_grid.{ext}", ext=["csv", "md", "tex"]) + ["reports/figures/study_share.png"]
-    if STUDY_TIER in TRAIN_TIERS
+STUDY_CHECK_TIER = "study-check"
+STUDY_CFG = config.get("study", {"committed": False})
+STUDY_TRAINED = STUDY_TIER in TRAIN_TIERS
+# The study needs the catalog (loaded when any training tier is configured) to name its runs.
+STUDY_ACTIVE = CATALOG is not None and (STUDY_TRAINED or bool(STUDY_CFG.get("committed")))
+STUDY_TABLES = expand("reports/tables/study.{ext}", ext=["csv", "md", "tex"])
+STUDY_FIGURE = "reports/figures/study_share.png"
+
+
+def study_rows():
+    """The study's result files: made by `evaluate_trained` when the tier is trained, else the
+    committed ones, each checked for its CSV and sidecar when the workflow is parsed (a missing one
+    would otherwise surface as a rule with no producer)."""
+    if STUDY_TRAINED:
+        return trained_results([STUDY_TIER])
+    runs = [r for n in CATALOG.tier_experiments(STUDY_TIER) for r in run_names(CATALOG, STUDY_TIER, n)]
+    files = expand(
+        "results/{tier}/{run}/{protocol}/{dataset}.csv",
+        tier=STUDY_TIER,
+        run=runs,
+        protocol=STUDY_CFG["protocols"],
+        dataset=STUDY_CFG["datasets"],
+    )
+    for name in files:
+        for path in (Path(name), Path(name).with_suffix(".json")):
+            if not path.is_file():
+                raise ValueError(
+                    f"config: study.committed is true but {path} is missing; restore the committed rows "
+                    "(git checkout -- results/study), train them (snakemake --cores 2 --configfile config/study.yaml) "
+                    "or set study: committed: false"
+                )
+    return files
+
+
+STUDY_ROWS = study_rows() if STUDY_ACTIVE else []
+# Rows of the one-cell re-run (tier study-check), compared by `pcl check` with STUDY_ROWS.
+STUDY_CHECK_ROWS = trained_results([STUDY_CHECK_TIER]) if STUDY_CHECK_TIER in TRAIN_TIERS else []
+# Targets of `all`.
+STUDY_FILES = (STUDY_TABLES + [STUDY_FIGURE] if STUDY_ACTIVE else []) + STUDY_CHECK_ROWS
+
+
+# Study tiers whose edsr-s-baseline resolves to mini's (every setting but the tier's name): they
+# start from mini's run instead of training the same 3000 iterations again.
+from pcl.train.config import resolve_config, run_identity
+
+
+def _same_baseline_as_mini(tier):
+    identity = lambda t: run_identity(
+        {**resolve_config(CATALOG.get("edsr-s-baseline"), t), "tier": ""}, with_cadence=True
+    )
+    return identity(tier) == identity("mini")
+
+
+STUDY_COPIES_MINI = (
+    [t for t in (STUDY_TIER, STUDY_CHECK_TIER) if t in TRAIN_TIERS and _same_baseline_as_mini(t)]
+    if "mini" in TRAIN_TIERS
     else []
 )
 
 
-# Whether the study's edsr-s-baseline resolves to mini's (every setting but the tier's name): then the
-# study starts from mini's run instead of training the same 3000 iterations again.
-from pcl.train.config import resolve_config, run_identity
+if STUDY_COPIES_MINI:
 
-STUDY_REUSES_MINI = (
-    STUDY_TIER in TRAIN_TIERS
-    and "mini" in TRAIN_TIERS
-    and len(
-        {
-            run_identity({**resolve_config(CATALOG.get("edsr-s-baseline"), t), "tier": ""}, with_cadence=True)
-            for t in ("mini", STUDY_TIER)
-        }
-    )
-    == 1
-)
+    localrules:
+        study_baseline,
+
+    # The study's baseline is mini's baseline (same recipe, data, budget and seed: the catalog says
+    # so, checked above), so its run is copied rather than trained twice; every fine-tune seed of the
+    # study starts from this one set of weights.
+    rule study_baseline:
+        input:
+            model=run_file("mini", "edsr-s-baseline"),
+            result=run_file("mini", "edsr-s-baseline", "result.json"),
+        output:
+            model=run_file("{tier}", "edsr-s-baseline"),
+            result=run_file("{tier}", "edsr-s-baseline", "result.json"),
+        wildcard_constraints:
+            tier="|".join(re.escape(t) for t in STUDY_COPIES_MINI),
+        params:
+            src=lambda w, input: str(Path(input.model).parent),
+            dst=lambda w, output: str(Path(output.model).parent),
+        benchmark:
+            "benchmarks/study_baseline/{tier}.tsv"
+        log:
+            "logs/study/baseline_{tier}.log",
+        conda:
+            ENV
+        shell:
+            "(mkdir -p {params.dst:q} && for f in model.json log.csv; do "
+            "if [ -f {params.src:q}/$f ]; then cp {params.src:q}/$f {params.dst:q}/$f; fi; done && "
+            "cp {input.model:q} {output.model:q} && cp {input.result:q} {output.result:q}) > {log:q} 2>&1"
+
+    ruleorder: study_baseline > train
 
 
-if STUDY_TIER in TRAIN_TIERS:
+if STUDY_ACTIVE:
 
     localrules:
         study,
-
-    if STUDY_REUSES_MINI:
-
-        localrules:
-            study_baseline,
-
-        # The study's baseline is mini's baseline (same recipe, data, budget and seed: the catalog
-        # says so, checked above), so its run is copied rather than trained twice; every fine-tune
-        # seed of the study starts from this one set of weights.
-        rule study_baseline:
-            input:
-                model=run_file("mini", "edsr-s-baseline"),
-                result=run_file("mini", "edsr-s-baseline", "result.json"),
-            output:
-                model=run_file(STUDY_TIER, "edsr-s-baseline"),
-                result=run_file(STUDY_TIER, "edsr-s-baseline", "result.json"),
-            params:
-                src=lambda w, input: str(Path(input.model).parent),
-                dst=lambda w, output: str(Path(output.model).parent),
-            benchmark:
-                "benchmarks/study_baseline.tsv",
-            log:
-                "logs/study/baseline.log",
-            conda:
-                ENV
-            shell:
-                "(mkdir -p {params.dst:q} && for f in model.json log.csv; do "
-                "if [ -f {params.src:q}/$f ]; then cp {params.src:q}/$f {params.dst:q}/$f; fi; done && "
-                "cp {input.model:q} {output.model:q} && cp {input.result:q} {output.result:q}) > {log:q} 2>&1"
-
-        ruleorder: study_baseline > train
 
     rule study:
         # +PCL minus control per cell with paired intervals, the term's measured gradient share,
         # the verdict lines at miniature scale, and the PSNR change against the share per run.
         input:
-            results=expand(
-                "results/{tier}/{run}/{protocol}/{dataset}.csv",
-                tier=STUDY_TIER,
-                run=TRAINED_RUNS[STUDY_TIER],
-                protocol=tier_setting(STUDY_TIER, "protocols"),
-                dataset=tier_setting(STUDY_TIER, "datasets"),
-            ),
+            results=STUDY_ROWS,
             catalog=TRAINING["catalog"],
             claims="config/claims.yaml",
         output:
-            tables=STUDY_FILES[:-1],
-            figure=STUDY_FILES[-1],
+            tables=STUDY_TABLES,
+            figure=report(
+                STUDY_FIGURE,
+                caption="../report/study_share.rst",
+                category="Figures",
+                subcategory="Study",
+            ),
         params:
             pcl=PCL,
             out_dir=lambda w, output: str(Path(output.tables[0]).parent),
             tier=STUDY_TIER,
         benchmark:
-            "benchmarks/study.tsv",
+            "benchmarks/study.tsv"
         log:
             "logs/study/study.log",
         conda:
             ENV
         shell:
             "{params.pcl} study --results {input.results:q} --catalog {input.catalog:q} --tier {params.tier:q} "
-            "--claims {input.claims:q} --out-dir {params.out_dir:q} --figure {output.figure:q} 2>&1 | tee {log:q}"
-
+            "--claims {input.claims:q} --out-dir {params.out_dir:q} --stem study --figure {output.figure:q} "
+            "2>&1 | tee {log:q}"
