@@ -50,6 +50,11 @@ def cmd_verdict(args: argparse.Namespace) -> int:
     from pcl.report.verdict import build_verdicts, load_claims, render
     from pcl.resources import resource_path
 
+    study = None
+    if args.study:  # first: a bad study table fails before any work
+        from pcl.report.study_write import verdict_section
+
+        study = verdict_section(Path(args.study))
     results = paper_side(read_results(_result_files(args.results)))
     try:
         gains = pd.read_csv(args.gains)
@@ -59,7 +64,7 @@ def cmd_verdict(args: argparse.Namespace) -> int:
     paper = pd.read_csv(resource_path("reference", "paper", "table2.csv"), dtype=str, keep_default_na=False)
     verdicts = build_verdicts(claims, results, gains, paper_table2=paper, cells=_cells(args),
                               results_dir=Path(args.results_dir) if args.results_dir else None)
-    atomic_write_text(Path(args.out), render(verdicts, gains, args.claims))
+    atomic_write_text(Path(args.out), render(verdicts, gains, args.claims, study=study))
     for v in verdicts:
         print(f"{v.claim['id']}: {v.status}")
     print(f"-> {args.out}")
@@ -160,6 +165,8 @@ def add_findings_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--claims", default="config/claims.yaml")
     p.add_argument("--cells", help="cells mapping from `pcl catalog cells` (default: read --catalog)")
     p.add_argument("--catalog", help="experiment catalog used when --cells is not given")
+    p.add_argument("--study", help="the study's table (reports/tables/study.csv of `pcl study`): its two lines at "
+                   "miniature scale go under their own heading")
     p.add_argument("--out", default="reports/verdict.md")
     p.set_defaults(func=cmd_verdict)
 

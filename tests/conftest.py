@@ -18,12 +18,16 @@ def repo() -> Path:
 
 def _workflow_dir(path: Path) -> Path:
     """A fresh folder that runs the checkout's workflow, "from clean": links to the Snakefile,
-    workflow/, resources/ and pcl/, and a copy of config/ (tests edit it), so no pipeline output
-    of the checkout is seen."""
+    workflow/, resources/ and pcl/, and copies of config/ and of the committed study rows (tests
+    edit them), so no pipeline output of the checkout is seen."""
     path.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "workflow", "resources", "pcl"):
         (path / name).symlink_to(REPO / name)
     shutil.copytree(REPO / "config", path / "config")
+    # The study's committed rows are part of a clean checkout (the embedded default reads them).
+    study = REPO / "results" / "study"
+    if study.is_dir():
+        shutil.copytree(study, path / "results" / "study")
     return path
 
 

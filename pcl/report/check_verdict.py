@@ -167,3 +167,25 @@ def check_verdict_file(verdict_md: Path, claims: list[dict], report: CheckReport
     ok_detail = f"every claim has its line ({len(ids)})" + (", each with the status its rule gives" if rederived else "")
     report.items.append(CheckItem("", "verdict", str(verdict_md), "", "", "claims", None, "", f"{len(ids)} claims",
                                   MISS if problems else OK, "; ".join(problems[:6]) or ok_detail))
+    _check_study_section(text, verdict_md, report)
+
+
+def _check_study_section(text: str, verdict_md: Path, report: CheckReport) -> None:
+    """The study's lines at miniature scale (``pcl verdict --study``) equal to those its table gives now."""
+    from pcl.errors import PCLError
+    from pcl.report.study_write import parse_verdict_section, read_study_table, verdict_lines
+
+    section = parse_verdict_section(text)
+    if section is None:
+        return
+    source, lines = section
+    try:
+        expected = verdict_lines(read_study_table(Path(source)))
+    except PCLError as exc:
+        status, detail = MISS, f"{exc}"
+    else:
+        status = OK if lines == expected else MISS
+        detail = ("both lines as the study table gives them" if status == OK else
+                  f"the page says {lines!r} but {source} gives {expected!r}; run `pcl verdict --study {source}` again")
+    report.items.append(CheckItem("study", "verdict", str(verdict_md), "miniature scale", "", "", None, "",
+                                  "re-derived from the study table", status, detail))

@@ -111,6 +111,46 @@ def verdict_lines(table: pd.DataFrame) -> list[str]:
     return out
 
 
+STUDY_SECTION = "## At miniature scale: the study tier (not the paper's claims)"
+"""Heading of the study's part of reports/verdict.md (``pcl verdict --study``), which
+``pcl check --verdict`` finds and re-derives."""
+
+
+def read_study_table(path: Path) -> pd.DataFrame:
+    """A study table written by ``pcl study`` (its CSV), or one line saying what to run."""
+    from pcl.errors import PCLError
+    from pcl.report.study import STUDY_COLUMNS
+
+    try:
+        table = pd.read_csv(path)
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise PCLError(f"{path}: cannot read the study table ({exc.__class__.__name__}); run `pcl study` first") from None
+    missing = [c for c in STUDY_COLUMNS if c not in table.columns]
+    if missing:
+        raise PCLError(f"{path}: not a study table (no column {missing[0]!r}); write it with `pcl study`")
+    return table
+
+
+def verdict_section(table_csv: Path) -> list[str]:
+    """The study's part of the verdict page: its two lines, labelled as miniature-scale findings and
+    kept under their own heading, apart from the paper's claims."""
+    lines = verdict_lines(read_study_table(table_csv))
+    return [STUDY_SECTION, "",
+            f"From `{table_csv}` (`pcl study`, docs/study.md): EDSR-S 8x32 fine-tuned from the mini baseline on 80 "
+            "stand-in photos, on CPU. These lines answer whether the contrastive term can help at some setting of its "
+            "constants; they are compared within the study only, never with the paper's numbers.", "",
+            *[f"- {v}" for v in lines], ""]
+
+
+def parse_verdict_section(text: str) -> tuple[str, list[str]] | None:
+    """(the study table's path, its bullet lines) of a verdict page's study section, None without one."""
+    if STUDY_SECTION not in text:
+        return None
+    body = text.split(STUDY_SECTION, 1)[1].split("\n## ", 1)[0]
+    source = body.split("`", 2)[1] if body.count("`") >= 2 else ""
+    return source, [line[2:] for line in body.splitlines() if line.startswith("- ")]
+
+
 def write_study(table: pd.DataFrame, out_dir: Path, stem: str = "study") -> list[Path]:
     """``<stem>.csv``, ``.md`` (with the verdict lines) and ``.tex`` in ``out_dir``."""
     out_dir = Path(out_dir)

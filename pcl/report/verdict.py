@@ -101,7 +101,9 @@ def _sensitivity(gains: pd.DataFrame, effects: dict[str, float]) -> list[str]:
     return lines
 
 
-def render(verdicts: list[Verdict], gains: pd.DataFrame, claims_path: str) -> str:
+def render(verdicts: list[Verdict], gains: pd.DataFrame, claims_path: str, *, study: list[str] | None = None) -> str:
+    """The verdict page; ``study`` (``pcl.report.study_write.verdict_section``) goes under its own
+    heading right after the paper's claims."""
     out = ["# Verdict on the paper's claims", "",
            f"Generated from the result rows by `pcl verdict` (claims: `{claims_path}`; gains: reports/tables/gains.md). "
            f"Status per claim: {' / '.join(STATUSES)} (rules in the claims file and `pcl.report.verdict_rules`). "
@@ -115,6 +117,8 @@ def render(verdicts: list[Verdict], gains: pd.DataFrame, claims_path: str) -> st
         said = f"\"{v.claim['text']}\"" if v.claim.get("wording", "quote") == "quote" else f"(paraphrase) {v.claim['text']}"
         out.append(f"- **{v.claim['id']}**: {v.status}. {said} ({v.claim['source']})")
         out += [f"  - {line}" for line in v.evidence]
+    if study:
+        out += ["", *study]
     out += ["", "## Protocol and printed-table sensitivity", ""]
     effects = verdicts[0].claim.get("min_effect", {}) if verdicts else {}
     sens = _sensitivity(gains, effects)

@@ -100,17 +100,20 @@ rule gains:
 
 
 rule verdict:
-    # One line per claim of config/claims.yaml, computed from the gains and the rows.
+    # One line per claim of config/claims.yaml, computed from the gains and the rows; then, under
+    # their own heading, the study's two lines at miniature scale (from its table).
     input:
         static=static_results(),
         discovered=result_inputs,
         gains="reports/tables/gains.csv",
         cells=CELLS,
         claims="config/claims.yaml",
+        study=STUDY_TABLES[0] if STUDY_ACTIVE else [],
     output:
         VERDICT,
     params:
         pcl=PCL,
+        study=lambda w, input: ["--study", input.study] if input.study else [],
     benchmark:
         "benchmarks/verdict.tsv",
     log:
@@ -119,7 +122,7 @@ rule verdict:
         ENV
     shell:
         "{params.pcl} verdict --results {input.static:q} {input.discovered:q} --gains {input.gains:q} "
-        "--cells {input.cells:q} --claims {input.claims:q} --out {output:q} 2>&1 | tee {log:q}"
+        "--cells {input.cells:q} --claims {input.claims:q} {params.study:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
 rule figures:
