@@ -29,6 +29,7 @@ include: "workflow/rules/reported.smk"
 include: "workflow/rules/bicubic.smk"
 include: "workflow/rules/released.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/groups.smk"
 include: "workflow/rules/study.smk"
 include: "workflow/rules/report.smk"
 

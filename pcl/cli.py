@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
+from pcl.cli_batch import add_batch_command
 from pcl.cli_data import add_data_commands
 from pcl.cli_evaluate import add_evaluate_commands
 from pcl.cli_findings import add_findings_commands
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_findings_commands(sub)
     add_gpu_commands(sub)
     add_study_commands(sub)
+    add_batch_command(sub)
     return parser
 
 

@@ -59,13 +59,24 @@ def _env(workdir: Path) -> dict[str, str]:
 
 
 def _argv(*options: str) -> list[str]:
-    """Snakemake on the one training target (``--config`` takes every word up to ``--``)."""
-    return [sys.executable, "-m", "snakemake", "--cores", "1", "--config", f"tiers=[{TIER}]", *options, "--", TARGET]
+    """Snakemake on the one training target, with the tier's one-job-per-run rules (config/per_run.yaml
+    of the workflow folder, written by ``_per_run``; ``--config`` takes every word up to ``--``)."""
+    return [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", PER_RUN, "--config", f"tiers=[{TIER}]",
+            *options, "--", TARGET]
+
+
+PER_RUN = "config/per_run.yaml"
+
+
+def _per_run(workdir: Path) -> None:
+    """``group: 0`` for the tier: rule ``train`` trains the target alone, as on the cluster tiers."""
+    (workdir / PER_RUN).write_text(f"training:\n  tiers:\n    {TIER}:\n      group: 0\n")
 
 
 def _snakemake(workdir: Path, *options: str, timeout: float = 240) -> subprocess.CompletedProcess:
     """One Snakemake command to its end, in its own process group, which is killed on a timeout
     (the jobs it started included)."""
+    _per_run(workdir)
     proc = subprocess.Popen(_argv(*options), cwd=workdir, env=_env(workdir), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -164,6 +175,7 @@ def _tree(root: Path, skip: set[str] = frozenset()) -> dict[str, str]:
 def _start(workdir: Path, err: IO[str]) -> tuple[subprocess.Popen, int]:
     """Snakemake on the target in its own session, and the pid of its trainer once that holds the
     run's lock (read from the lock record, checked to be ``python -m pcl train``)."""
+    _per_run(workdir)
     manager = subprocess.Popen(_argv(), cwd=workdir, env=_env(workdir), stdout=subprocess.DEVNULL, stderr=err,
                                text=True, start_new_session=True)
     try:

@@ -111,7 +111,7 @@ def test_two_seeds_train_evaluate_and_average_through_the_workflow(workdir: Path
     catalog.write_text(yaml.safe_dump(data, sort_keys=False))
     (workdir / "config" / "seeds.yaml").write_text(yaml.safe_dump({"training": {"tiers": {"smoke": {
         "datasets": ["Set5"], "protocols": ["matlab"], "device": "cpu", "threads": 1, "gpus": 0,
-        "runtime": 30, "mem_mb": 4000}}}}))
+        "runtime": 30, "mem_mb": 4000, "group": 0}}}}))
     targets = ["results/smoke/edsr-s-baseline/matlab/Set5.csv", "results/smoke/edsr-s-baseline@seed2/matlab/Set5.csv"]
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(workdir)}
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/seeds.yaml",

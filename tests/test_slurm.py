@@ -133,7 +133,7 @@ def test_every_rule_runs_in_a_workflow_env_pinned_like_requirements(workdir: Pat
 def _dry_run_train_command(workdir: Path, gpus: int, threads: int) -> str:
     (workdir / "config" / "launch.yaml").write_text(yaml.safe_dump({"training": {"tiers": {"smoke": {
         "datasets": ["Set5"], "protocols": ["matlab"], "device": "cpu", "threads": threads, "gpus": gpus,
-        "runtime": 30, "mem_mb": 4000}}}}))
+        "runtime": 30, "mem_mb": 4000, "group": 0}}}}))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--forceall", "--cores", "8", "--configfile",
                            "config/launch.yaml", "--config", "tiers=[smoke]",
                            "training={'experiments': ['edsr-s-baseline']}", "--",
@@ -264,9 +264,10 @@ def _train_command(catalog: Path, run_dir: Path, cache: Path, *extra: str) -> li
 
 
 def _tier(workdir: Path, **settings) -> None:
-    """config/ci.yaml: the smoke tier's block (datasets, GPUs, time limit) for this test."""
+    """config/ci.yaml: the smoke tier's block (datasets, GPUs, time limit) for this test, one job per
+    run and per evaluation (`group: 0`) as on the cluster tiers."""
     block = {"datasets": ["Set5"], "protocols": ["matlab"], "device": "cpu", "threads": 1, "gpus": 0,
-             "runtime": 30, "mem_mb": 4000, **settings}
+             "runtime": 30, "mem_mb": 4000, "group": 0, **settings}
     (workdir / "config" / "ci.yaml").write_text(yaml.safe_dump({"training": {"tiers": {"smoke": block}}}))
 
 

@@ -66,9 +66,16 @@ def test_embedded_default_trains_every_experiment_at_smoke_size_and_the_mini_tie
     mini = catalog["tiers"]["mini"]["experiments"]  # the tier's own list
     mini_sets = config["training"]["tiers"]["mini"]
     smoke_sets = config["training"]["tiers"]["smoke"]
-    assert counts["train"] == n + len(mini)
-    assert counts["evaluate_trained"] == (n * len(smoke_sets["datasets"]) * len(smoke_sets["protocols"])
-                                          + len(mini) * len(mini_sets["datasets"]) * len(mini_sets["protocols"]))
+    # smoke: `group` runs per job, each job training and evaluating them in one process (groups.smk)
+    groups = {k: v for k, v in counts.items() if k.startswith("group_smoke_")}
+    assert set(groups.values()) == {1} and len(groups) == -(-n // smoke_sets["group"])
+    assert counts["train"] == len(mini)
+    assert counts["evaluate_trained"] == len(mini) * len(mini_sets["datasets"]) * len(mini_sets["protocols"])
+    (workdir / "config" / "per_run.yaml").write_text("training:\n  tiers:\n    smoke:\n      group: 0\n")
+    per_run = _job_counts(workdir, "--configfile", "config/per_run.yaml")
+    assert per_run["train"] == n + len(mini)  # without `group`: one job per run and per result file
+    assert per_run["evaluate_trained"] == (n * len(smoke_sets["datasets"]) * len(smoke_sets["protocols"])
+                                           + len(mini) * len(mini_sets["datasets"]) * len(mini_sets["protocols"]))
     assert "download_div2k" not in counts  # smoke and mini train on the shipped stand-in photos
     for rule in ("gains", "verdict", "figures", "pages", "tables", "check"):
         assert counts[rule] == 1, rule

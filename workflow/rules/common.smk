@@ -163,6 +163,14 @@ TRAIN_TIERS = [t for t in TIERS if t not in UNTRAINED_TIERS]
 # Training tiers whose rows go into Tables II-VII, the gains and the paper's verdict: all but the
 # study's (catalog `own_report: true`), whose rows feed only `pcl study` and `pcl check`.
 PAPER_TRAIN_TIERS = [t for t in TRAIN_TIERS if t not in OWN_REPORT_TIERS]
+# Tiers trained and evaluated in groups of runs, one process per group (`group:`, groups.smk); the
+# others get one `train` job per run and one `evaluate_trained` job per result file.
+GROUPED_TIERS = [t for t in TRAIN_TIERS if TRAINING["tiers"].get(t, {}).get("group")]
+SINGLE_JOB_TIERS = [t for t in TRAIN_TIERS if t not in GROUPED_TIERS]
+for _tier in GROUPED_TIERS:
+    for _key in ("runtime", "mem_mb"):
+        if TRAINING["tiers"][_tier][_key] == "auto":
+            raise ValueError(f"config: training.tiers.{_tier}.{_key} is auto, which is priced per run; give minutes / MB for its groups or drop `group`")
 RUN_ROOT = TRAINING["run_root"]
 for _tier in TRAIN_TIERS:
     if _tier not in TRAINING["tiers"]:

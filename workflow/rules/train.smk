@@ -42,7 +42,7 @@ rule train:
         model=f"{RUN_ROOT}/{{tier}}/{{experiment}}/model.safetensors",
         result=f"{RUN_ROOT}/{{tier}}/{{experiment}}/result.json",
     wildcard_constraints:
-        tier="|".join(TRAIN_TIERS) or "(?!x)x",
+        tier="|".join(SINGLE_JOB_TIERS) or "(?!x)x",
         experiment="|".join(re.escape(e) for e in TRAINABLE) or "(?!x)x",
     params:
         run_dir=lambda w, output: str(Path(output.model).parent),
@@ -92,7 +92,7 @@ rule evaluate_trained:
         rows="results/{tier}/{experiment}/{protocol}/{dataset}.csv",
         sidecar="results/{tier}/{experiment}/{protocol}/{dataset}.json",
     wildcard_constraints:
-        tier="|".join(TRAIN_TIERS) or "(?!x)x",
+        tier="|".join(SINGLE_JOB_TIERS) or "(?!x)x",
         experiment="|".join(re.escape(e) for e in EVALUATED) or "(?!x)x",
     params:
         pcl=PCL,
