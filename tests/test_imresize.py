@@ -388,3 +388,43 @@ def test_bicubic_upscale_shape_and_constant():
 def test_helpers_reject_bad_input(func, img, scale):
     with pytest.raises(PCLError):
         func(img, scale)
+
+
+def test_cpu_path_runs_single_threaded_and_restores_the_callers_threads(monkeypatch):
+    # pcl.data.imresize._CPU_THREADS: the block products run on one torch thread; the caller's
+    # setting (here 2) is back after the call, and the result still matches the numpy path.
+    import torch
+
+    from pcl.data import imresize as module
+
+    seen = []
+    real = module._resize_axis_torch
+    monkeypatch.setattr(module, "_resize_axis_torch", lambda *a: (seen.append(torch.get_num_threads()), real(*a))[1])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        img = np.random.default_rng(3).random((37, 53, 3))
+        out = imresize(torch.from_numpy(img.transpose(2, 0, 1)[None].copy()), 0.25)
+        assert torch.get_num_threads() == 2 and seen and set(seen) == {module._CPU_THREADS}
+    finally:
+        torch.set_num_threads(before)
+    ref = imresize(img, 0.25)  # the numpy path, MATLAB's gather-and-sum
+    assert np.abs(out[0].permute(1, 2, 0).numpy() - ref).max() < 1e-12
+
+
+@pytest.mark.parametrize("scale, rows", [(0.25, 8), (0.5, 16), (1.0, 32), (4.0, 32)])
+def test_cpu_block_rows_follow_the_input_span(scale, rows):
+    # _cpu_block_rows: a block spans about 32 / scale input rows, between 8 and 32 output rows
+    from pcl.data.imresize import _cpu_block_rows
+
+    assert _cpu_block_rows(scale) == rows
+
+
+def test_load_bench_without_basicsr_says_so(monkeypatch):
+    import importlib.util
+
+    from pcl.bench import imresize_load_bench
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    fn, why = imresize_load_bench.load_basicsr_imresize()
+    assert fn is None and "pip install --no-deps basicsr==1.4.2" in why

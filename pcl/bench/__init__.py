@@ -18,6 +18,7 @@ from pcl.errors import PCLError
 #: benchmark name -> module that defines ``run(out_dir, *, repeats, device) -> dict``
 BENCHMARKS = {
     "imresize": "pcl.bench.imresize_bench",
+    "imresize-load": "pcl.bench.imresize_load_bench",
     "metrics": "pcl.bench.metrics_bench",
     "niqe": "pcl.bench.niqe_bench",
     "lpips": "pcl.bench.lpips_bench",

@@ -31,8 +31,10 @@ with matrix products, cut into row blocks so that the zero band of the matrix is
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -42,12 +44,21 @@ from pcl.errors import PCLError
 #: support of Keys' cubic kernel (MATLAB: ``kernel_width = 4`` for 'bicubic')
 KERNEL_WIDTH = 4.0
 
-#: output rows per matrix block in the torch CPU path.  Why blocks: the folded matrix is banded
-#: (an output depends on ~4/scale inputs), so multiplying the full ``out x in`` matrix wastes
-#: ~in/(4/scale) of the work.  Measured on 2040x1356x3, x1/4 then x4, 1-2 CPU threads (shared
-#: machine, best of 8): dense product 0.2-0.25 s (float32) / 0.37-0.45 s (float64); blocks of
-#: 16-32 rows 20 ms / 61-74 ms; 64 rows 20-23 ms / 76 ms; 8 rows 35 ms / 77-96 ms.
+#: output rows per matrix block in the torch CPU path, for scale >= 1 (fewer when shrinking, see
+#: :func:`_cpu_block_rows`).  Why blocks: the folded matrix is banded (an output depends on
+#: ~4/scale inputs), so multiplying the full ``out x in`` matrix wastes ~in/(4/scale) of the work.
+#: Measured on 2040x1356x3, x1/4 then x4, 1-2 CPU threads (shared machine, best of 8): dense
+#: product 0.2-0.25 s (float32) / 0.37-0.45 s (float64); blocks of 16-32 rows 20 ms / 61-74 ms;
+#: 64 rows 20-23 ms / 76 ms; 8 rows 35 ms / 77-96 ms.
 _CPU_BLOCK_ROWS = 32
+
+#: torch threads of the CPU path.  Why one: each block is a small product (tens of rows), so an
+#: OpenMP team costs more to wake than it saves, and when another process or numpy's BLAS pool
+#: holds a core its spinning workers stall every block.  Measured in one process on a 2-core Intel
+#: Xeon VM whose two cores were busy with a training run, 2040x1356x3 float32 x1/4: 0.32 s at two
+#: torch threads against 0.014 s at one (BasicSR's ``imresize`` alternating with it: 0.039-0.08 s).
+#: The caller's thread setting is restored after the call.
+_CPU_THREADS = 1
 
 
 # ----------------------------------------------------------------------------- weights
@@ -222,6 +233,30 @@ def _torch_blocks(in_len: int, out_len: int, scale: float, dtype: Any, device: s
     return tuple(blocks)
 
 
+def _cpu_block_rows(scale: float) -> int:
+    """Output rows per block: ``_CPU_BLOCK_ROWS`` when enlarging, down to 8 when shrinking, so that a
+    block spans a similar number of input rows (32 / scale + 4 / scale taps).  Measured at one thread,
+    x1/4 of 2040x1356x3 float32 (loaded 2-core Intel Xeon, median of 7): 8 rows 4.2 ms, 16 rows
+    8.2 ms, 32 rows 7.8 ms, 64 rows 10.4 ms; x4 back: 32 rows 5.5-6.3 ms, 64 and 128 rows 5.8-6.2 ms."""
+    return int(min(_CPU_BLOCK_ROWS, max(8, round(_CPU_BLOCK_ROWS * scale))))
+
+
+@contextlib.contextmanager
+def _cpu_threads(device_type: str) -> Iterator[None]:
+    """Run the block products on ``_CPU_THREADS`` torch threads (CPU only), then restore the caller's."""
+    import torch
+
+    before = torch.get_num_threads()
+    if device_type != "cpu" or before == _CPU_THREADS:
+        yield
+        return
+    torch.set_num_threads(_CPU_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _resize_axis_torch(x: Any, axis: int, out_len: int, scale: float) -> Any:
     """Resize an ``(N, C, H, W)`` tensor along H (``axis=0``) or W (``axis=1``) with matmuls.
 
@@ -232,7 +267,7 @@ def _resize_axis_torch(x: Any, axis: int, out_len: int, scale: float) -> Any:
 
     n, c, h, w = (int(v) for v in x.shape)
     in_len = (h, w)[axis]
-    block_rows = _CPU_BLOCK_ROWS if x.device.type == "cpu" else out_len  # GPUs: one dense product
+    block_rows = _cpu_block_rows(scale) if x.device.type == "cpu" else out_len  # GPUs: one dense product
     blocks = _torch_blocks(in_len, out_len, scale, x.dtype, str(x.device), block_rows)
     r0 = 0
     if axis == 0:
@@ -269,10 +304,11 @@ def _imresize_torch(img: Any, scale: float | None, output_shape: tuple[int, int]
         raise PCLError(f"imresize supports uint8 and float tensors, got dtype {img.dtype}; convert it first")
     out_hw, scales = _plan((int(img.shape[2]), int(img.shape[3])), scale, output_shape)
     x = img.to(work)
-    for step, axis in enumerate(_order(scales)):
-        x = _resize_axis_torch(x, axis, out_hw[axis], scales[axis])
-        if is_uint8 and (round_between_passes or step == 1):
-            x = _uint8_levels_torch(x)
+    with _cpu_threads(x.device.type):
+        for step, axis in enumerate(_order(scales)):
+            x = _resize_axis_torch(x, axis, out_hw[axis], scales[axis])
+            if is_uint8 and (round_between_passes or step == 1):
+                x = _uint8_levels_torch(x)
     return x.to(img.dtype)
 
 
