@@ -25,6 +25,7 @@ from pcl.cli_findings import add_findings_commands
 from pcl.cli_gpu import add_gpu_commands
 from pcl.cli_metrics import add_metric_commands
 from pcl.cli_report import add_report_commands
+from pcl.cli_speed import add_speed_command
 from pcl.cli_study import add_study_commands
 from pcl.errors import PCLError, StorageError, storage_error_in
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_gpu_commands(sub)
     add_study_commands(sub)
     add_batch_command(sub)
+    add_speed_command(sub)
     return parser
 
 

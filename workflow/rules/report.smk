@@ -8,6 +8,7 @@
 
 localrules:
     plan,
+    speed_page,
     catalog_cells,
     tables,
     gains,
@@ -189,6 +190,25 @@ rule check:
         "--verdict {input.verdict:q} --claims {input.claims:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
+rule speed_page:
+    # Every speed comparison `pcl bench all` measured (results/bench, committed with the machine,
+    # the load and the versions of each row), as one page of the report.
+    input:
+        sorted(str(p) for p in Path("results/bench").glob("*.csv")),
+    output:
+        "reports/speed.md",
+    params:
+        pcl=PCL,
+    benchmark:
+        "benchmarks/speed_page.tsv"
+    log:
+        "logs/speed_page.log",
+    conda:
+        ENV
+    shell:
+        "{params.pcl} speed --bench-dir results/bench --out {output:q} 2>&1 | tee {log:q}"
+
+
 rule plan:
     # What the cluster tiers will cost before they run (pcl plan): GPU-hours, runtime and memory per
     # job, the numbers `runtime: auto` / `mem_mb: auto` give each training job.
@@ -224,6 +244,7 @@ PAGES = {
     **({"study": (STUDY_TABLES[1], "Findings", "study")} if STUDY_ACTIVE else {}),
     "weights_status": (WEIGHTS_STATUS, "Status", "status"),
     "plan": ("reports/plan.md", "Status", "plan"),
+    "speed": ("reports/speed.md", "Status", "speed"),
     **({"released_status": (RELEASED_STATUS, "Status", "status")} if "released" in TIERS else {}),
 }
 
