@@ -231,3 +231,22 @@ def test_cross_machine_keys_belong_to_rule_learns(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(PCLError, match=r"tiers\.smoke\.cross_machine_db: not a key of rule 'finite'"):
         load_tolerances(path)
+
+
+@pytest.mark.parametrize("set14_baseline, status", [(26.0, "ok"), (25.0, "miss")])
+def test_baseline_must_beat_bicubic_on_a_set_it_never_validated_on(tmp_path: Path, set14_baseline: float,
+                                                                   status: str) -> None:
+    # Set14 rows beside the Set5 ones: bicubic 25.5 dB there (a hand-chosen level); the baseline at
+    # 26.0 dB is above it (ok), at 25.0 dB below it (miss), with no margin asked (the 1 dB margin is
+    # Set5's, the validation set's).
+    from conftest import result_rows, write_results
+
+    frame = _mini_results(tmp_path, {}, README_PSNR)
+    extra = write_results(tmp_path / "set14",
+                          result_rows("bicubic", "bicubic", "Set14", backbone="bicubic", method="bicubic", psnr=25.5, n=14),
+                          result_rows("mini", "edsr-s-baseline", "Set14", backbone="edsr-s", method="baseline",
+                                      psnr=set14_baseline, n=14), source=True)
+    report = _mini_check(pd.concat([frame, extra], ignore_index=True))
+    (item,) = [i for i in report.items if i.row == "beats bicubic on a set it never saw"]
+    assert item.dataset == "Set14" and item.status == status
+    assert item.detail.startswith(f"{set14_baseline - 25.5:+.3f} dB over bicubic")
