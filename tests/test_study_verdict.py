@@ -115,3 +115,38 @@ def test_missing_committed_rows_stop_the_workflow_in_one_line(workdir) -> None:
     (workdir / "off.yaml").write_text("study: {committed: false, protocols: [matlab], datasets: [Set5]}\n")
     shutil.rmtree(workdir / "results" / "study")
     assert "study" not in _job_counts(workdir, "--configfile", "off.yaml")
+
+
+def _row(**values) -> dict:
+    from pcl.report.study import STUDY_COLUMNS
+
+    base = {c: None for c in STUDY_COLUMNS}
+    base.update(comparison="vs control", first="edsr-s-pcl-l255-w0-a0.1", second="edsr-s-control-l255",
+                loss_scale="backbone", warmup=0, alpha=0.1, protocol="matlab", dataset="Set5", metric="niqe",
+                mean_gain=0.0, status="not significant", fw_status="not significant", family_size=32)
+    base.update(values)
+    return base
+
+
+def test_one_cell_in_twenty_does_not_carry_the_attribution() -> None:
+    # 32 rows; one per-cell interval says supported (as chance gives about 0.8 of 32 at 2.5 % per
+    # side) but its family-wise interval (99.84 %) does not: the line says no cell improves and
+    # counts the per-cell hit beside the chance level.
+    from pcl.report.study_write import verdict_lines
+
+    rows = [_row() for _ in range(31)] + [_row(mean_gain=0.035, status="supported", fw_status="too few images to decide")]
+    attribution, _ = verdict_lines(pd.DataFrame(rows))
+    assert "no cell improves on its control" in attribution
+    assert "32 comparisons, family-wise intervals at 99.84 % (Bonferroni)" in attribution
+    assert "1 of 32 supported (L1 x255, warm-up 0, alpha 0.1 Set5 niqe +0.035), where chance alone gives about 0.8" in attribution
+    rows[-1]["fw_status"] = "supported"  # decided at the family-wise level: now it counts
+    attribution, _ = verdict_lines(pd.DataFrame(rows))
+    assert attribution.startswith("attribution at miniature scale: term improves on its control in L1 x255")
+
+
+def test_family_wise_interval_is_wider_than_the_cell_s(grid_rows) -> None:  # noqa: F811
+    # the same per-image gains, the interval at 1 - 0.05/m instead of 95 %: it contains the 95 % one
+    table = study_table(grid_rows, [CELL, CELL_A1], tier="study", min_effects=EFFECTS, draws=2000)
+    ctrl = table[table["comparison"] == "vs control"]
+    assert set(ctrl["family_size"]) == {len(ctrl)}
+    assert (ctrl["fw_ci_low"] <= ctrl["ci_low"] + 1e-12).all() and (ctrl["fw_ci_high"] >= ctrl["ci_high"] - 1e-12).all()

@@ -25,19 +25,23 @@ import pandas as pd
 from pcl.errors import PCLError
 from pcl.report.gains import find_pairings, per_image_gains, per_seed_gains
 from pcl.report.results import SOURCE_COLUMN, sidecar_field
-from pcl.report.stats import BOOTSTRAP_DRAWS, BOOTSTRAP_SEED, gain_stats
+from pcl.report.stats import (BOOTSTRAP_DRAWS, BOOTSTRAP_SEED, CONFIDENCE, bootstrap_interval, gain_stats,
+                              hierarchical_interval)
 from pcl.report.verdict_rules import cell_status
 
 #: Metrics the study reports (sign: positive = +PCL better; NIQE is lower-is-better in gains.py).
 STUDY_METRICS: tuple[str, ...] = ("psnr", "niqe")
 STUDY_COLUMNS: tuple[str, ...] = (
     "comparison", "first", "second", "loss_scale", "warmup", "alpha", "protocol", "dataset", "metric", "n",
-    "n_seeds", "mean_gain", "ci_low", "ci_high", "mde", "seed_sd_gain", "status", "share_median", "share_runs",
-    "embedding_loss", "embedding_chance",
+    "n_seeds", "mean_gain", "ci_low", "ci_high", "mde", "seed_sd_gain", "status", "family_size", "fw_ci_low",
+    "fw_ci_high", "fw_status", "share_median", "share_runs", "embedding_loss", "embedding_chance",
 )
 """``comparison``: ``vs control`` (the term's effect) or ``alpha`` (smaller alpha minus larger, both +PCL);
 ``seed_sd_gain``: sd over seeds of the per-seed mean gain; ``share_median``: median over the first
-arm's runs of their ``training.term_grad_share``; ``share_runs``: how many runs recorded one."""
+arm's runs of their ``training.term_grad_share``; ``share_runs``: how many runs recorded one;
+``status``: the cell's own 95 % interval; ``fw_*``: the same cell in its family (every row of its
+``comparison``, ``family_size`` of them), its interval at 1 - 0.05 / family_size (Bonferroni), so that
+a verdict over many cells is not carried by the one in twenty that a 95 % interval misses."""
 #: The pairing names handed to ``pcl.report.gains`` (its comparisons pair ``X-pcl`` with ``X-control``).
 _FIRST, _SECOND = "study-pcl", "study-control"
 
@@ -107,13 +111,16 @@ def _seed_sd_gain(pairing) -> float:
 
 
 def _compare(results: pd.DataFrame, tier: str, comparison: str, first: str, second: str, cell: StudyCell,
-             diagnostics: dict[str, Diagnostics], min_effects: dict[str, float], draws: int, seed: int) -> list[dict]:
+             diagnostics: dict[str, Diagnostics], min_effects: dict[str, float], draws: int,
+             seed: int) -> list[tuple[dict, object]]:
+    """(record, pairing) per metric and data set of one comparison; the family-wise columns are
+    filled by :func:`_family_wise` once every row of the family is known."""
     records = []
     for p in _pairings(results, tier, first, second):
         s = gain_stats(per_image_gains(p).to_numpy(), draws=draws, seed=seed, per_seed=per_seed_gains(p))
         status = cell_status(s.mean_gain, s.ci_low, s.ci_high, min_effect=min_effects[p.metric], mde=s.mde)
         shares = [d.share for d in diagnostics.values()]
-        records.append({
+        records.append(({
             "comparison": comparison, "first": first, "second": second, "loss_scale": cell.loss_scale,
             "warmup": cell.warmup, "alpha": cell.alpha, "protocol": p.protocol, "dataset": p.dataset,
             "metric": p.metric, "n": s.n, "n_seeds": p.n_seeds, "mean_gain": s.mean_gain, "ci_low": s.ci_low,
@@ -121,8 +128,25 @@ def _compare(results: pd.DataFrame, tier: str, comparison: str, first: str, seco
             "share_median": _median(shares), "share_runs": sum(v is not None for v in shares),
             "embedding_loss": _median([d.embedding_loss for d in diagnostics.values()]),
             "embedding_chance": _median([d.embedding_chance for d in diagnostics.values()]),
-        })
+        }, p))
     return records
+
+
+def _family_wise(rows: list[tuple[dict, object]], min_effects: dict[str, float], draws: int, seed: int) -> None:
+    """Bonferroni over each comparison's rows: every interval again at 1 - (1 - 0.95) / m, its status."""
+    sizes: dict[str, int] = {}
+    for rec, _ in rows:
+        sizes[rec["comparison"]] = sizes.get(rec["comparison"], 0) + 1
+    for rec, p in rows:
+        m = sizes[rec["comparison"]]
+        level = 1.0 - (1.0 - CONFIDENCE) / m
+        per_seed = per_seed_gains(p)
+        if per_seed is not None and per_seed.shape[0] > 1:
+            low, high = hierarchical_interval(per_seed, draws=draws, seed=seed, confidence=level)
+        else:
+            low, high = bootstrap_interval(per_image_gains(p).to_numpy(), draws=draws, seed=seed, confidence=level)
+        rec.update(family_size=m, fw_ci_low=low, fw_ci_high=high,
+                   fw_status=cell_status(rec["mean_gain"], low, high, min_effect=min_effects[rec["metric"]], mde=rec["mde"]))
 
 
 def study_table(results: pd.DataFrame, cells: list[StudyCell], *, tier: str, min_effects: dict[str, float],
@@ -130,7 +154,8 @@ def study_table(results: pd.DataFrame, cells: list[StudyCell], *, tier: str, min
     """One row per (comparison, cell, protocol, data set, metric), columns ``STUDY_COLUMNS``.
 
     ``vs control`` rows: +PCL minus its control.  ``alpha`` rows (Table VII's ordering at miniature
-    scale): the smaller alpha's +PCL run minus the larger's at the same L1 range and warm-up.
+    scale): the smaller alpha's +PCL run minus the larger's at the same L1 range and warm-up.  Each
+    row has its own 95 % status and its family-wise one (Bonferroni within its comparison).
     """
     records = []
     for cell in cells:
@@ -139,7 +164,8 @@ def study_table(results: pd.DataFrame, cells: list[StudyCell], *, tier: str, min
     for small, large in alpha_pairs(cells):
         diag = run_diagnostics(results, tier, small.pcl)
         records += _compare(results, tier, "alpha", small.pcl, large.pcl, small, diag, min_effects, draws, seed)
-    return pd.DataFrame.from_records(records, columns=list(STUDY_COLUMNS))
+    _family_wise(records, min_effects, draws, seed)
+    return pd.DataFrame.from_records([rec for rec, _ in records], columns=list(STUDY_COLUMNS))
 
 
 def alpha_pairs(cells: list[StudyCell]) -> list[tuple[StudyCell, StudyCell]]:
