@@ -118,7 +118,8 @@ def _compare(results: pd.DataFrame, tier: str, comparison: str, first: str, seco
     records = []
     for p in _pairings(results, tier, first, second):
         s = gain_stats(per_image_gains(p).to_numpy(), draws=draws, seed=seed, per_seed=per_seed_gains(p))
-        status = cell_status(s.mean_gain, s.ci_low, s.ci_high, min_effect=min_effects[p.metric], mde=s.mde)
+        status = cell_status(s.mean_gain, s.ci_low, s.ci_high, min_effect=min_effects[p.metric], mde=s.mde,
+                             in_question=min_effects[p.metric])
         shares = [d.share for d in diagnostics.values()]
         records.append(({
             "comparison": comparison, "first": first, "second": second, "loss_scale": cell.loss_scale,
@@ -146,7 +147,8 @@ def _family_wise(rows: list[tuple[dict, object]], min_effects: dict[str, float],
         else:
             low, high = bootstrap_interval(per_image_gains(p).to_numpy(), draws=draws, seed=seed, confidence=level)
         rec.update(family_size=m, fw_ci_low=low, fw_ci_high=high,
-                   fw_status=cell_status(rec["mean_gain"], low, high, min_effect=min_effects[rec["metric"]], mde=rec["mde"]))
+                   fw_status=cell_status(rec["mean_gain"], low, high, min_effect=min_effects[rec["metric"]], mde=rec["mde"],
+                                         in_question=min_effects[rec["metric"]]))
 
 
 def study_table(results: pd.DataFrame, cells: list[StudyCell], *, tier: str, min_effects: dict[str, float],
