@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup reproduce test check report browser bench clean
+.PHONY: setup reproduce test check study-check report browser bench clean
 
 $(BIN)/pcl: requirements/base.txt requirements/test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ browser:
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# One cell of the study of the term's weight trained again (tier study-check, docs/study.md), after
+# `make reproduce` (it starts from the mini baseline); pcl check compares it with results/study.
+study-check: setup
+	$(BIN)/snakemake --cores $(CORES) --printshellcmds --configfile config/study_check.yaml
+	$(BIN)/pcl check --results results --gains reports/tables/gains.csv --verdict reports/verdict.md
+
 check: setup
 	$(BIN)/pcl check --results results --gains reports/tables/gains.csv --verdict reports/verdict.md
 
@@ -53,5 +59,5 @@ gpu-check: setup
 	$(BIN)/pcl gpu-check --device $(DEVICE) --out-dir results/bench $(GPU_CHECK_ARGS)
 
 clean:
-	find results -mindepth 1 -maxdepth 1 ! -name bench -exec rm -rf {} +
-	rm -rf reports logs benchmarks runs/smoke runs/mini data/prepared data/benchmarks.json .snakemake
+	find results -mindepth 1 -maxdepth 1 ! -name bench ! -name study -exec rm -rf {} +
+	rm -rf reports logs benchmarks runs/smoke runs/mini runs/study-check data/prepared data/benchmarks.json .snakemake
