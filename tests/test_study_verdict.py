@@ -110,7 +110,7 @@ def test_missing_committed_rows_stop_the_workflow_in_one_line(workdir) -> None:
     victim.unlink()
     proc = _snakemake(workdir, "-n")
     assert proc.returncode != 0
-    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "committed" in ln]
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("config: study.committed")]
     assert lines and str(victim.relative_to(workdir)) in lines[0] and "git checkout -- results/study" in lines[0]
     (workdir / "off.yaml").write_text("study: {committed: false, protocols: [matlab], datasets: [Set5]}\n")
     shutil.rmtree(workdir / "results" / "study")

@@ -94,8 +94,13 @@ def test_light_rules_stay_local():
 
 
 def test_experiment_selection_pulls_in_dependencies(workdir):
-    # edsr-s-pcl-fixed freezes the embedding of edsr-l-pcl (catalog embedding_from)
-    counts = _job_counts(workdir, "--config", "tiers=[smoke]", "training={'experiments': ['edsr-s-pcl-fixed']}")
+    # edsr-s-pcl-fixed freezes the embedding of edsr-l-pcl (catalog embedding_from): both are
+    # trained, in dependency order, in one smoke group; one job per run with `group: 0`
+    selection = ("--config", "tiers=[smoke]", "training={'experiments': ['edsr-s-pcl-fixed']}")
+    grouped = _job_counts(workdir, *selection)
+    assert grouped.get("group_smoke_1") == 1 and "train" not in grouped and "evaluate_trained" not in grouped
+    (workdir / "config" / "per_run.yaml").write_text("training:\n  tiers:\n    smoke:\n      group: 0\n")
+    counts = _job_counts(workdir, "--configfile", "config/per_run.yaml", *selection)
     assert counts["train"] == 2 and counts["evaluate_trained"] == 2
 
 
