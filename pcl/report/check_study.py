@@ -35,7 +35,7 @@ _KEYS = ("experiment", "protocol", "dataset")
 
 
 def _seed_text(value: object) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value) else str(value)
+    return "" if pd.isna(value) else str(value)
 
 
 def _first_seed_rows(rows: pd.DataFrame) -> pd.DataFrame:
