@@ -1,14 +1,20 @@
-"""Benchmark (`pcl bench metrics`): our PSNR/SSIM scorer against the skimage + numpy pipeline.
+"""Benchmark (`pcl bench metrics`): our PSNR/SSIM scorer beside what SR users would otherwise run.
 
 Why: every result row of the harness is scored by :func:`pcl.metrics.evaluate_pair`; Urban100
-and Manga109 are the largest test sets (about 1024x768 per image).  What SR users actually run
-for the same numbers is the numpy Y conversion plus ``skimage.metrics.structural_similarity(y_sr,
-y_hr, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)`` and a
-numpy PSNR (which matches the paper authors' released cv2/numpy functions to 3.6e-14): that is
-the yardstick.  skimage's SSIM is independent code, so the max |difference| columns are a real
-cross-check, not a self-comparison.  Goals: >= 5x faster than that pipeline, max |difference|
-<= 1e-6 dB PSNR and <= 1e-6 SSIM.  The float64 numpy/scipy reference of this package
-(:mod:`pcl.metrics.reference`) is a secondary row: its agreement, and one timed call per image.
+and Manga109 are the largest test sets (about 1024x768 per image).  Two yardsticks, both timed in
+the same process as ours, alternating order:
+
+* the paper authors' offline script, the functions that produced the released logs: cv2 BGR
+  input, their luma, a numpy PSNR and an SSIM whose local statistics are ``cv2.filter2D``
+  (:mod:`pcl.bench.authors_metrics`; needs OpenCV, the ``bench`` extra, else the row is left out);
+* the numpy Y conversion plus ``skimage.metrics.structural_similarity(y_sr, y_hr,
+  gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)`` and a numpy
+  PSNR, what most SR code does.
+
+Both are independent code, so the max |difference| columns are a real cross-check, not a
+self-comparison.  Goals: >= 5x faster than each, max |difference| <= 1e-6 dB PSNR and <= 1e-6
+SSIM.  The float64 numpy/scipy reference of this package (:mod:`pcl.metrics.reference`) is a
+secondary row: its agreement, and one timed call per image.
 
 Images: real photos of urban scenes shipped in ``resources/train_standin/SunHays80`` (see
 :data:`PHOTOS`), brought to exactly 1024x768 (W x H, the Urban100 size): a photo is resized with
@@ -17,27 +23,28 @@ centre-cropped.  HR = that uint8 RGB image; SR = the x4 bicubic round trip
 ``bicubic_upscale(bicubic_degrade(hr, 4), 4)`` (MATLAB ``imresize``, :mod:`pcl.data.imresize`),
 i.e. a realistic SR error.  Scale 4, protocol ``matlab`` (the protocols cost the same on RGB).
 
-The same per-image work on both sides, numpy (H, W, 3) uint8 arrays in and two floats out:
+The same per-image work on every side, numpy (H, W, 3) uint8 arrays in and two floats out:
 mod-crop the HR to the scale, shave 4 px per side, Y = 16 + (65.481 R + 128.553 G + 24.966 B) /
 255 in float64, PSNR and SSIM.  The skimage side shaves before converting and converts with one
 ``astype(float64) @ coefficients`` (the cheapest numpy spelling we found; converting first and
-shaving after, as most scripts do, only adds work).  Ours is ``evaluate_pair`` exactly as
-the harness calls it.
+shaving after, as most scripts do, only adds work).  The authors' side gets the images in BGR
+order, as ``cv2.imread`` returns them (reordered before timing), and does what their script does.
+Ours is ``evaluate_pair`` exactly as the harness calls it.
 
 Timing: one untimed warm-up call of each, then ``repeats`` rounds; in each round each
-implementation scores all images twice, the implementations in alternating order (ours then
-skimage, then skimage then ours, ...) so that neither always runs on a state left by the other.
+implementation scores all images twice, the implementations in alternating order (reversed from
+one round to the next) so that none always runs on a state left by another.
 Reported: median (and min) over rounds of the mean seconds per image of the second pass, the
-steady state of scoring a whole test set; the first pass, which follows the other
+steady state of scoring a whole test set; the first pass, which follows another
 implementation, is reported too (see :func:`alternating_times` for why they differ here).  The
 agreement check also scores the green channel of the first image as a gray GT/SR pair under
 both protocols against the reference.
 
 The machine is shared, so the 1-minute load average before and after the timing and the
 process CPU seconds per image are written with the numbers.  Our scorer splits each image
-between worker threads (one per torch intra-op thread, 2 here) while skimage runs on one core:
-when other processes hold cores ours gets less than two and the ratio shrinks (to about 3x
-under a load of 3 measured here); a load well above 0 means the ratio understates the code.
+between worker threads (one per torch intra-op thread, 2 here) while skimage runs on one core
+(OpenCV's filter uses its own threads): when other processes hold cores ours gets less than two
+and the ratio shrinks; a load well above 0 means the ratio understates the code.
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from pcl.bench import save_bench_figure, write_bench_csv
+from pcl.bench import authors_metrics, save_bench_figure, write_bench_csv
 from pcl.data.imresize import bicubic_degrade, bicubic_upscale
 from pcl.device import cpu_model
 from pcl.metrics import PROTOCOLS, evaluate_pair
@@ -81,11 +88,11 @@ CSV_COLUMNS = [
     "ours_speedup_first_pass", "max_abs_diff_psnr_db", "max_abs_diff_ssim", "compared_with", "image",
     "scale", "load_avg_before", "load_avg_after", "platform", "cpu_model", "cpu_count", "torch_threads",
     "scorer_workers", "torch_version", "numpy_version", "scipy_version", "skimage_version",
-    "cuda_device",
+    "opencv_version", "cuda_device",
 ]
 IMAGE_COLUMNS = [
-    "image", "psnr_ours", "psnr_skimage", "psnr_reference", "ssim_ours", "ssim_skimage",
-    "ssim_reference",
+    "image", "psnr_ours", "psnr_skimage", "psnr_authors", "psnr_reference", "ssim_ours", "ssim_skimage",
+    "ssim_authors", "ssim_reference",
 ]
 
 
@@ -145,12 +152,15 @@ def describe_device(device: str) -> dict[str, object]:
         "numpy_version": np.__version__,
         "scipy_version": scipy.__version__,
         "skimage_version": skimage.__version__,
+        "opencv_version": getattr(authors_metrics.load_cv2(), "__version__", ""),
         "cuda_device": cuda,
     }
 
 
 def alternating_times(
-    impls: dict[str, Callable[[np.ndarray, np.ndarray], object]], pairs: list[Pair], repeats: int
+    impls: dict[str, Callable[[np.ndarray, np.ndarray], object]],
+    pairs: list[Pair] | dict[str, list[Pair]],
+    repeats: int,
 ) -> dict[str, dict[str, list[float]]]:
     """Per implementation and round: mean wall seconds per image of a first and a second pass.
 
@@ -162,21 +172,23 @@ def alternating_times(
     about 60% speed (18 ms instead of 10.5 ms per image for ours) -- and the single-threaded
     skimage pipeline leaves our second core idle for its whole pass.  Also the process CPU
     seconds per image of the second pass (all threads): a hint of how much of a wall time was
-    waiting for a core.
+    waiting for a core.  ``pairs`` may differ per implementation (the same images in the layout
+    each one is fed in practice, e.g. BGR for the cv2 script).
     """
     names = list(impls)
+    inputs = pairs if isinstance(pairs, dict) else {name: pairs for name in names}
     for name in names:
-        impls[name](*pairs[0])
+        impls[name](*inputs[name][0])
     out = {name: {"first": [], "second": [], "cpu": []} for name in names}
     for r in range(repeats):
         for name in names if r % 2 == 0 else names[::-1]:
-            fn = impls[name]
+            fn, images = impls[name], inputs[name]
             for key in ("first", "second"):
                 start, start_cpu = time.perf_counter(), time.process_time()
-                for sr, hr in pairs:
+                for sr, hr in images:
                     fn(sr, hr)
-                out[name][key].append((time.perf_counter() - start) / len(pairs))
-            out[name]["cpu"].append((time.process_time() - start_cpu) / len(pairs))
+                out[name][key].append((time.perf_counter() - start) / len(images))
+            out[name]["cpu"].append((time.process_time() - start_cpu) / len(images))
     return out
 
 
@@ -197,19 +209,20 @@ def _plot(rows: list[dict[str, object]], info: dict[str, object], path: pathlib.
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = rows[:2]  # ours and skimage: the reference is an order of magnitude off the scale
-    names = [str(r["implementation"]) for r in rows]
+    rows = [r for r in rows if not str(r["implementation"]).startswith("reference")]  # off the scale
+    names = [str(r["implementation"]).split(" (")[0] for r in rows]
     medians = [float(r["median_s_per_image"]) for r in rows]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    bars = ax.bar(names, medians, color=["tab:blue", "tab:gray"])
+    bars = ax.bar(names, medians, color=["tab:blue", "tab:gray", "tab:orange"][: len(rows)])
     for bar, value in zip(bars, medians):
         ax.annotate(f"{value * 1000:.1f} ms", (bar.get_x() + bar.get_width() / 2, value),
                     ha="center", va="bottom")
     ax.set_ylabel(f"seconds per {WIDTH}x{HEIGHT} RGB image (median of rounds)")
     ours = rows[0]
+    faster = ", ".join(f"{r['ours_speedup']:.1f}x {n} (first pass {r['ours_speedup_first_pass']:.1f}x)"
+                       for n, r in zip(names[1:], rows[1:]))
     ax.set_title(
-        f"Y PSNR+SSIM, x{SCALE}, {ours['n_images']} photos: ours {rows[1]['ours_speedup']:.1f}x faster than "
-        f"skimage (first pass {rows[1]['ours_speedup_first_pass']:.1f}x);\n"
+        f"Y PSNR+SSIM, x{SCALE}, {ours['n_images']} photos: ours faster than {faster};\n"
         f"max |diff| {ours['max_abs_diff_psnr_db']:.1e} dB / {ours['max_abs_diff_ssim']:.1e} SSIM",
         fontsize=9,
     )
@@ -243,89 +256,95 @@ def run(
         torch.set_num_threads(before)
 
 
-def _run(out_dir: pathlib.Path, repeats: int, device: str) -> dict:
-    named = benchmark_pairs()
-    pairs = [(sr, hr) for _, sr, hr in named]
+def _implementations(device: str, named: list) -> tuple[dict, dict]:
+    """The timed functions and the inputs each is fed: ours and skimage take RGB, the authors'
+    script BGR (what ``cv2.imread`` returns), prepared before timing."""
+    rgb = [(sr, hr) for _, sr, hr in named]
 
     def ours(sr: np.ndarray, hr: np.ndarray) -> tuple[float, float]:
         return evaluate_pair(sr, hr, scale=SCALE, protocol="matlab", device=device)
 
-    load_before = os.getloadavg()[0]
-    measured = alternating_times({"ours": ours, "skimage": skimage_psnr_ssim}, pairs, repeats)
-    times = {name: m["second"] for name, m in measured.items()}
-    first = {name: statistics.median(m["first"]) for name, m in measured.items()}
-    cpu_times = {name: m["cpu"] for name, m in measured.items()}
-    load_after = os.getloadavg()[0]
+    impls = {"ours": ours, "skimage": skimage_psnr_ssim}
+    inputs = {"ours": rgb, "skimage": rgb}
+    cv2 = authors_metrics.load_cv2()
+    if cv2 is not None:
+        impls["authors"] = lambda sr, hr: authors_metrics.psnr_ssim(cv2, sr, hr, SCALE)
+        inputs["authors"] = [(np.ascontiguousarray(sr[..., ::-1]), np.ascontiguousarray(hr[..., ::-1]))
+                             for sr, hr in rgb]
+    return impls, inputs
 
-    # Agreement (and one timed call of the slow reference per image).
+
+def _agreement(named: list, impls: dict, inputs: dict) -> tuple[list[dict], list[float]]:
+    """Per-image values of every implementation and the reference (one timed call of it each)."""
     per_image, ref_times = [], []
-    for name, sr, hr in named:
-        o, s = ours(sr, hr), skimage_psnr_ssim(sr, hr)
+    for i, (name, sr, hr) in enumerate(named):
+        row: dict[str, object] = {"image": name}
+        for impl, fn in impls.items():
+            row[f"psnr_{impl}"], row[f"ssim_{impl}"] = fn(*inputs[impl][i])
         start = time.perf_counter()
-        r = reference_psnr_ssim(sr, hr, scale=SCALE, protocol="matlab")
+        row["psnr_reference"], row["ssim_reference"] = reference_psnr_ssim(sr, hr, scale=SCALE, protocol="matlab")
         ref_times.append(time.perf_counter() - start)
-        per_image.append({"image": name, "psnr_ours": o[0], "psnr_skimage": s[0], "psnr_reference": r[0],
-                          "ssim_ours": o[1], "ssim_skimage": s[1], "ssim_reference": r[1]})
+        per_image.append(row)
+    return per_image, ref_times
+
+
+LABELS = {"ours": "pcl evaluate_pair (torch float64)", "skimage": "numpy Y + skimage SSIM",
+          "authors": "authors' script (cv2 BGR + numpy PSNR + cv2.filter2D SSIM)"}
+
+
+def _run(out_dir: pathlib.Path, repeats: int, device: str) -> dict:
+    named = benchmark_pairs()
+    impls, inputs = _implementations(device, named)
+    load_before = os.getloadavg()[0]
+    measured = alternating_times(impls, inputs, repeats)
+    load_after = os.getloadavg()[0]
+    per_image, ref_times = _agreement(named, impls, inputs)
 
     def max_diff(metric: str, other: str) -> float:
         return max(abs(row[f"{metric}_ours"] - row[f"{metric}_{other}"]) for row in per_image)
 
-    d_psnr, d_ssim = max_diff("psnr", "skimage"), max_diff("ssim", "skimage")
-    gray_psnr, gray_ssim = _gray_differences(*pairs[0], device)
-    ref_psnr = max(max_diff("psnr", "reference"), gray_psnr)
-    ref_ssim = max(max_diff("ssim", "reference"), gray_ssim)
-
-    ours_s, theirs_s = statistics.median(times["ours"]), statistics.median(times["skimage"])
-    ref_s = statistics.median(ref_times)
+    gray_psnr, gray_ssim = _gray_differences(*inputs["ours"][0], device)
     info = describe_device(device)
-    common = {"n_images": len(pairs), "image": IMAGE_DESCRIPTION, "scale": SCALE,
+    common = {"n_images": len(named), "image": IMAGE_DESCRIPTION, "scale": SCALE,
               "load_avg_before": load_before, "load_avg_after": load_after, **info}
-    rows = [
-        {"implementation": "pcl evaluate_pair (torch float64)", "device": device, "repeats": repeats,
-         "median_s_per_image": ours_s, "min_s_per_image": min(times["ours"]),
-         "median_first_pass_s_per_image": first["ours"],
-         "median_cpu_s_per_image": statistics.median(cpu_times["ours"]), "ours_speedup": 1.0,
-         "ours_speedup_first_pass": 1.0,
-         "max_abs_diff_psnr_db": d_psnr, "max_abs_diff_ssim": d_ssim, "compared_with": "skimage", **common},
-        {"implementation": "numpy Y + skimage SSIM", "device": "cpu", "repeats": repeats,
-         "median_s_per_image": theirs_s, "min_s_per_image": min(times["skimage"]),
-         "median_first_pass_s_per_image": first["skimage"],
-         "median_cpu_s_per_image": statistics.median(cpu_times["skimage"]), "ours_speedup": theirs_s / ours_s,
-         "ours_speedup_first_pass": first["skimage"] / first["ours"],
-         "max_abs_diff_psnr_db": d_psnr, "max_abs_diff_ssim": d_ssim, "compared_with": "ours", **common},
-        {"implementation": "reference (numpy/scipy float64)", "device": "cpu", "repeats": 1,
-         "median_s_per_image": ref_s, "min_s_per_image": min(ref_times), "median_first_pass_s_per_image": "",
-         "median_cpu_s_per_image": "", "ours_speedup": ref_s / ours_s, "ours_speedup_first_pass": "",
-         "max_abs_diff_psnr_db": ref_psnr, "max_abs_diff_ssim": ref_ssim,
-         "compared_with": "ours (also green channel as gray, both protocols)", **common},
-    ]
+    med = {name: statistics.median(m["second"]) for name, m in measured.items()}
+    first = {name: statistics.median(m["first"]) for name, m in measured.items()}
+    rows = []
+    for name, m in measured.items():
+        other = "skimage" if name == "ours" else name
+        rows.append({
+            "implementation": LABELS[name], "device": device if name == "ours" else "cpu", "repeats": repeats,
+            "median_s_per_image": med[name], "min_s_per_image": min(m["second"]),
+            "median_first_pass_s_per_image": first[name], "median_cpu_s_per_image": statistics.median(m["cpu"]),
+            "ours_speedup": med[name] / med["ours"], "ours_speedup_first_pass": first[name] / first["ours"],
+            "max_abs_diff_psnr_db": max_diff("psnr", other), "max_abs_diff_ssim": max_diff("ssim", other),
+            "compared_with": "skimage" if name == "ours" else "ours", **common})
+    ref_s = statistics.median(ref_times)
+    rows.append({
+        "implementation": "reference (numpy/scipy float64)", "device": "cpu", "repeats": 1,
+        "median_s_per_image": ref_s, "min_s_per_image": min(ref_times), "median_first_pass_s_per_image": "",
+        "median_cpu_s_per_image": "", "ours_speedup": ref_s / med["ours"], "ours_speedup_first_pass": "",
+        "max_abs_diff_psnr_db": max(max_diff("psnr", "reference"), gray_psnr),
+        "max_abs_diff_ssim": max(max_diff("ssim", "reference"), gray_ssim),
+        "compared_with": "ours (also green channel as gray, both protocols)", **common})
     write_bench_csv(out_dir / "metrics.csv", CSV_COLUMNS, rows)
     write_bench_csv(out_dir / "metrics_images.csv", IMAGE_COLUMNS, per_image)
     _plot(rows, info, out_dir / "metrics.png")
-    return {
-        "ours_s_per_image": ours_s,
-        "skimage_s_per_image": theirs_s,
-        "speedup_vs_skimage": theirs_s / ours_s,
-        "ours_first_pass_s_per_image": first["ours"],
-        "skimage_first_pass_s_per_image": first["skimage"],
-        "speedup_vs_skimage_first_pass": first["skimage"] / first["ours"],
-        "max_abs_diff_psnr_db": d_psnr,
-        "max_abs_diff_ssim": d_ssim,
-        "reference_s_per_image": ref_s,
-        "speedup_vs_reference": ref_s / ours_s,
-        "max_abs_diff_psnr_db_vs_reference": ref_psnr,
-        "max_abs_diff_ssim_vs_reference": ref_ssim,
-        "rounds_ours_s": times["ours"],
-        "rounds_skimage_s": times["skimage"],
-        "ours_cpu_s_per_image": statistics.median(cpu_times["ours"]),
-        "skimage_cpu_s_per_image": statistics.median(cpu_times["skimage"]),
-        "load_avg_before": load_before,
-        "load_avg_after": load_after,
-        "n_images": len(pairs),
-        "device": device,
-        "image": IMAGE_DESCRIPTION,
-        **info,
-    }
+    return _summary(rows, measured, info)
+
+
+def _summary(rows: list[dict], measured: dict, info: dict) -> dict:
+    """What ``main`` prints: each row's median, speed-up and agreement, then the rounds."""
+    out: dict[str, object] = {}
+    for row in rows:
+        label = row["implementation"]
+        out[f"{label}: s per image"] = row["median_s_per_image"]
+        out[f"{label}: ours x faster"] = row["ours_speedup"]
+        out[f"{label}: max |diff| dB / SSIM"] = (row["max_abs_diff_psnr_db"], row["max_abs_diff_ssim"])
+    for name, m in measured.items():
+        out[f"rounds {name} s"] = m["second"]
+    out["load_avg_before"], out["load_avg_after"] = rows[0]["load_avg_before"], rows[0]["load_avg_after"]
+    return {**out, **info}
 
 
 def main(argv: list[str] | None = None) -> None:
