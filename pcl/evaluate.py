@@ -196,10 +196,17 @@ def evaluate_folder(
         if missing:
             raise PCLError(f"--save-sr-images {', '.join(missing)}: not in {hr_dir} (its images: {', '.join(sorted(stems))})")
     with _staged_images(save_sr) as staging:
-        for pair in iter_pairs(Path(hr_dir), scale=scale, lr_dir=lr_dir):
-            rows.append(_score_pair(predictor, pair, dataset=dataset, scale=scale, protocol=protocol,
-                                    ident=ident, extra=extra,
-                                    keep=staging if save_only is None or pair.name in save_only else None))
+        try:
+            for pair in iter_pairs(Path(hr_dir), scale=scale, lr_dir=lr_dir):
+                rows.append(_score_pair(predictor, pair, dataset=dataset, scale=scale, protocol=protocol,
+                                        ident=ident, extra=extra,
+                                        keep=staging if save_only is None or pair.name in save_only else None))
+            if extra is not None:
+                extra.flush()  # LPIPS of equal-size images, batched (pcl.metrics.lpips_batch)
+        except BaseException:
+            if extra is not None:
+                extra.discard()
+            raise
     return rows
 
 
@@ -238,13 +245,14 @@ def _score_pair(predictor: Predictor, pair: Pair, *, dataset: str, scale: int, p
     except NonFiniteOutput as exc:
         raise exc.named(pair.name) from None
     psnr, ssim = evaluate_pair(sr, _mod_crop(pair.hr, scale), scale=scale, protocol=protocol)
-    more = extra.score(sr, pair.hr) if extra is not None else {}
+    row: dict = {}
+    more = extra.score(sr, pair.hr, defer_lpips_to=row) if extra is not None else {}
     if keep is not None:
         from pcl.data.images import write_png
 
         write_png(keep / f"{pair.name}.png", sr)
     log.debug("%s %s: %.4f dB %.5f (%.2fs)", dataset, pair.name, psnr, ssim, time.perf_counter() - t0)
-    return {
+    row.update({
         "tier": ident["tier"],
         "experiment": ident["experiment"],
         "backbone": ident["backbone"],
@@ -261,7 +269,8 @@ def _score_pair(predictor: Predictor, pair: Pair, *, dataset: str, scale: int, p
         "seed": ident["seed"],
         "run_id": ident["run_id"],
         **more,
-    }
+    })
+    return row
 
 
 def evaluate_model(

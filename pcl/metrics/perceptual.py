@@ -20,11 +20,15 @@ from __future__ import annotations
 import inspect
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from pcl.errors import PCLError
+
+if TYPE_CHECKING:
+    from pcl.metrics.lpips_batch import LPIPSQueue
 
 LPIPS_SETTINGS: dict[str, object] = {
     "package": "lpips 0.1.4",
@@ -98,23 +102,50 @@ class LPIPSScorer:
         a, b = _region(sr, hr, scale)
         return float(self.model(a.to(self.device), b.to(self.device), normalize=True).reshape(-1)[0])
 
+    @torch.no_grad()
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """Distances of N pairs of equal size, (N, 3, h, w) floats in [0, 1] on any device."""
+        return self.model(sr.to(self.device), hr.to(self.device), normalize=True).reshape(-1)
 
-def _as_rgb01(img: np.ndarray) -> torch.Tensor:
+    def queue(self, budget_pixels: int | None = None) -> "LPIPSQueue":
+        """A queue that scores equal-size pairs in one pass (:mod:`pcl.metrics.lpips_batch`)."""
+        from pcl.metrics.lpips_batch import DEFAULT_BUDGET_PIXELS, LPIPSQueue
+
+        return LPIPSQueue(self.forward, budget_pixels or DEFAULT_BUDGET_PIXELS)
+
+
+def scored_region(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """The region LPIPS scores, as two (h, w, 3) uint8 arrays (views where no conversion is needed)."""
+    return _rgb_u8(_crop(sr, hr, scale, 0)), _rgb_u8(_crop(sr, hr, scale, 1))
+
+
+def _rgb_u8(img: np.ndarray) -> np.ndarray:
+    """(h, w, 3) uint8; a single-channel image replicated (what the authors' cv2 reader does)."""
     if img.dtype != np.uint8:
         raise PCLError(f"LPIPS expects uint8 images, got {img.dtype}")
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     if img.ndim != 3 or img.shape[2] != 3:
         raise PCLError(f"LPIPS expects (H, W) or (H, W, 3) images, got shape {img.shape}")
+    return img
+
+
+def _as_rgb01(img: np.ndarray) -> torch.Tensor:
+    img = _rgb_u8(img)
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0).float() / 255.0
 
 
-def _region(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The protocol's scored region of both images, as (1, 3, h, w) tensors in [0, 1]."""
+def _crop(sr: np.ndarray, hr: np.ndarray, scale: int, which: int) -> np.ndarray:
+    """The protocol's scored region of SR (``which`` 0) or of the GT (1)."""
     h, w = hr.shape[:2]
     hc, wc = h - h % scale, w - w % scale
     if sr.shape[:2] != (hc, wc):
         raise PCLError(f"SR size {sr.shape[1]}x{sr.shape[0]} does not match the GT mod-cropped to x{scale}: {wc}x{hc}")
     crop = (slice(scale, hc - scale), slice(scale, wc - scale))
-    return _as_rgb01(sr[crop]), _as_rgb01(hr[:hc, :wc][crop])
+    return sr[crop] if which == 0 else hr[:hc, :wc][crop]
+
+
+def _region(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The protocol's scored region of both images, as (1, 3, h, w) tensors in [0, 1]."""
+    return _as_rgb01(_crop(sr, hr, scale, 0)), _as_rgb01(_crop(sr, hr, scale, 1))
 

@@ -15,6 +15,7 @@ Columns: the name with ``-`` and ``:`` turned into ``_`` (``niqe_y``, ``niqe_y_s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,7 @@ class MetricSuite:
     device: str = "cpu"
     check_hash: bool = True
     _lpips: Any = field(default=None, init=False, repr=False)
+    _lpips_queue: Any = field(default=None, init=False, repr=False)
     _pyiqa: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -90,8 +92,14 @@ class MetricSuite:
         """The chosen metrics that compare with a ground truth."""
         return [m for m in self.metrics if m in FULL_REFERENCE or (m in self._pyiqa and self._pyiqa[m].full_reference)]
 
-    def score(self, sr: np.ndarray, hr: np.ndarray | None) -> dict[str, float]:
-        """{column: value} for one uint8 SR image (``hr``: its GT, not mod-cropped; None for NR only)."""
+    def score(self, sr: np.ndarray, hr: np.ndarray | None, *,
+              defer_lpips_to: dict[str, Any] | None = None) -> dict[str, float]:
+        """{column: value} for one uint8 SR image (``hr``: its GT, not mod-cropped; None for NR only).
+
+        ``defer_lpips_to``: a result row that receives ``lpips`` later, when :meth:`flush` (or a
+        full queue) scores it together with the other pairs of its size; NaN until then, so a row
+        whose set was never flushed fails every finiteness check rather than passing for scored.
+        """
         out: dict[str, float] = {}
         if {"psnr", "ssim"} & set(self.metrics):
             from pcl.metrics.psnr_ssim import evaluate_pair
@@ -100,7 +108,9 @@ class MetricSuite:
                                        protocol=self.protocol, device=self.device)
             out.update({k: v for k, v in (("psnr", psnr), ("ssim", ssim)) if k in self.metrics})
         for name in self.metrics:
-            if name == "lpips":
+            if name == "lpips" and defer_lpips_to is not None:
+                self._queue_lpips(sr, self._gt(hr), defer_lpips_to)
+            elif name == "lpips":
                 out["lpips"] = self._lpips.score(sr, self._gt(hr), scale=self.scale)
             elif name in ("niqe", "niqe-y", *NIQE_SPREADS):
                 convention = NIQE_SPREADS.get(name, name)
@@ -109,6 +119,24 @@ class MetricSuite:
             elif name in self._pyiqa:
                 out[column(name)] = self._pyiqa[name].score(sr, None if hr is None else self._gt(hr))
         return out
+
+    def _queue_lpips(self, sr: np.ndarray, hr: np.ndarray, row: dict[str, Any]) -> None:
+        from pcl.metrics.perceptual import scored_region
+
+        if self._lpips_queue is None:
+            self._lpips_queue = self._lpips.queue()
+        row["lpips"] = math.nan
+        self._lpips_queue.add(*scored_region(sr, hr, self.scale), lambda v: row.__setitem__("lpips", v))
+
+    def flush(self) -> None:
+        """Score the LPIPS pairs still queued (after the last image of a set)."""
+        if self._lpips_queue is not None:
+            self._lpips_queue.flush()
+
+    def discard(self) -> None:
+        """Drop the queued LPIPS pairs (their set failed; its rows are not written)."""
+        if self._lpips_queue is not None:
+            self._lpips_queue.discard()
 
     def _niqe(self, sr: np.ndarray, convention: str) -> dict[str, float]:
         """The asked columns of one NIQE convention: the score, its spread, or both from one
