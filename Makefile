@@ -39,7 +39,7 @@ test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # One cell of the study of the term's weight trained again (tier study-check, docs/study.md), after
-# `make reproduce` (it starts from the mini baseline); pcl check compares it with results/study.
+# `make reproduce` (it starts from the committed baseline weights); pcl check compares it with results/study.
 study-check: setup
 	$(BIN)/snakemake --cores $(CORES) --printshellcmds --configfile config/study_check.yaml
 	$(BIN)/pcl check --results results --gains reports/tables/gains.csv --verdict reports/verdict.md

@@ -77,7 +77,20 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_install_run(args: argparse.Namespace) -> int:
+    from pcl.train.pinned import install_run, read_pin
+
+    dst = install_run(Path(args.src), Path(args.dst), read_pin(Path(args.src))["sha256"])
+    print(f"installed {args.src} -> {dst} (weights sha256 checked)")
+    return 0
+
+
 def add_study_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("install-run", help="copy a committed run (e.g. the study's baseline) into a run directory, hash-checked")
+    p.add_argument("src", help="committed run folder holding PINNED.json, model.safetensors, model.json, result.json")
+    p.add_argument("dst", help="run directory to fill (runs/<tier>/<experiment>)")
+    p.set_defaults(func=cmd_install_run)
+
     p = sub.add_parser("study", help="the study tier: +PCL minus control per cell, gradient share, verdicts at miniature scale")
     p.add_argument("--results", nargs="*", default=["results"], help="result CSVs or folders")
     p.add_argument("--catalog", default=None, help="experiment catalog (default config/experiments.yaml)")

@@ -1,7 +1,7 @@
 """The study tier: its grid in the catalog, its jobs in the workflow, and its table and figure.
 
 Expected values: the grid is the one docs/study.md describes (L1 range {x255, x1} x warm-up {0, 100}
-x alpha {0.1, 1}, three seeds, 300 iterations, all from the mini baseline); the gains of the report
+x alpha {0.1, 1}, three seeds, 300 iterations, all from one baseline); the gains of the report
 tests are built by hand so that every number follows from the rows (given in each test).
 """
 
@@ -102,12 +102,13 @@ def test_study_dry_run_lists_the_study_jobs(workdir) -> None:
     mini = yaml.safe_load((REPO / "config" / "experiments.yaml").read_text())["tiers"]["mini"]["experiments"]
     sets = {t: config["training"]["tiers"][t] for t in ("smoke", "mini")}
     default_evals = len(mini) * len(sets["mini"]["datasets"]) * len(sets["mini"]["protocols"])
-    # study: 10 fine-tunes x 3 seeds trained; the baseline copied from mini; 31 runs x Set5, Set14 x matlab.
+    # study: 10 fine-tunes x 3 seeds trained; the baseline installed from the committed weights
+    # (resources/study_baseline); 31 runs x Set5, Set14 x matlab.
     # The smoke tier runs in groups (one job per `group` runs, workflow/rules/groups.smk), not as `train` jobs.
     smoke_groups = -(-_n_experiments() // sets["smoke"]["group"])
     assert sum(v for k, v in counts.items() if k.startswith("group_smoke_")) == smoke_groups
     assert counts["train"] == len(mini) + 30
-    assert counts["study_baseline"] == 1
+    assert counts["study_baseline_pinned"] == 1
     assert counts["evaluate_trained"] == default_evals + 31 * 2 * 1
     assert counts["study"] == counts["tables"] == counts["check"] == 1
 

@@ -4,7 +4,7 @@ Expected values: the study table is computed by ``pcl study`` on the hand-built 
 tests/test_study.py (alpha 0.1 gains +0.1/+0.2/+0.3 dB over its control on seeds 1-3, alpha 1
 loses 1 dB), so its attribution line names that cell; the check must re-derive exactly the lines
 the page holds. Job counts come from config/study_check.yaml (one +PCL cell and its control,
-seed 1, the baseline copied from mini) and the catalog.
+seed 1, the baseline installed from resources/study_baseline) and the catalog.
 """
 
 from __future__ import annotations
@@ -94,11 +94,12 @@ def test_pcl_verdict_with_a_missing_study_table_exits_2_and_writes_nothing(tmp_p
 
 
 @pytest.mark.slow  # one dry run: about 10 s on a shared 2-core machine
-def test_study_check_trains_one_cell_and_its_control_from_mini(workdir) -> None:
+def test_study_check_trains_one_cell_and_its_control_from_the_committed_baseline(workdir) -> None:
     plain = _job_counts(workdir)
     counts = _job_counts(workdir, "--configfile", "config/study_check.yaml")
     assert counts["train"] - plain["train"] == 2  # edsr-s-pcl-l1-w100-a0.1 and edsr-s-control-l1, seed 1
-    assert counts["study_baseline"] == 1  # mini's baseline copied, not trained again
+    assert counts["study_baseline_pinned"] == 1  # resources/study_baseline installed, not trained
+    assert "study_baseline" not in counts
     assert counts["evaluate_trained"] - plain["evaluate_trained"] == 3 * 2  # 3 runs x Set5, Set14 (matlab)
     assert counts["study"] == plain["study"] == 1  # the table from the committed rows either way
 

@@ -2,7 +2,7 @@
 
 Why: the study's conclusions (docs/study.md) rest on rows trained once, on one machine, and
 committed (results/study).  CI trains its cheapest cell again (tier ``study-check``, seed 1 of a
-+PCL cell and of its control, from the pipeline's own mini baseline) and this rule compares the
++PCL cell and of its control, from the committed baseline weights) and this rule compares the
 two, so a change to the trainer, the method or the evaluation that would alter the study's numbers
 fails CI instead of leaving stale rows behind.
 
@@ -13,9 +13,10 @@ What is compared, per re-run experiment, protocol and data set:
 * for each ``effects`` pair (a +PCL cell and its control), the re-run's paired effect (mean over
   images of first minus second) with the committed one of the same seed, within the same bound.
 
-The bound is the measured spread of the mini tier between machines (config/tolerances.yaml): the
-fine-tunes start from the mini baseline, whose level differs by up to 0.08 dB between CPUs, and
-inherit that offset.  The effect of a pair is a difference of two runs from the same start, so it
+The bound is the measured spread of the mini tier between machines (config/tolerances.yaml), whose
+baseline's level differs by up to 0.08 dB between CPUs. The re-run now starts from the committed
+baseline weights (resources/study_baseline), so only the 300 fine-tune iterations can drift between
+machines; no smaller bound has been measured for that, so the same one is used.  The effect of a pair is a difference of two runs from the same start, so it
 varies less across machines than either level; the same bound is used for it because no smaller
 one has been measured.  The term's measured gradient share of each run is reported beside the
 committed one as a note (not checked: no cross-machine spread has been measured for it).

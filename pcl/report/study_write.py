@@ -158,7 +158,7 @@ def verdict_section(table_csv: Path) -> list[str]:
     kept under their own heading, apart from the paper's claims."""
     lines = verdict_lines(read_study_table(table_csv))
     return [STUDY_SECTION, "",
-            f"From `{table_csv}` (`pcl study`, docs/study.md): EDSR-S 8x32 fine-tuned from the mini baseline on 80 "
+            f"From `{table_csv}` (`pcl study`, docs/study.md): EDSR-S 8x32 fine-tuned from one L1-trained baseline on 80 "
             "stand-in photos, on CPU. These lines answer whether the contrastive term can help at some setting of its "
             "constants; they are compared within the study only, never with the paper's numbers.", "",
             *[f"- {v}" for v in lines], ""]

@@ -13,9 +13,43 @@
 # `study-check` (config/study_check.yaml, run by CI) trains one cell of the grid again, seed 1, and
 # `pcl check` compares its rows with the committed ones within the cross-machine tolerance.
 #
-#   runs/mini/edsr-s-baseline -> runs/<study tier>/edsr-s-baseline (the same run: see study_baseline)
+#   resources/study_baseline -> runs/<study tier>/edsr-s-baseline   (committed weights: study_baseline_pinned)
+#   runs/mini/edsr-s-baseline -> runs/<study tier>/edsr-s-baseline (same recipe as mini: study_baseline)
 
 # The values and functions it uses: workflow/rules/study_plan.smk.
+
+
+if STUDY_FROM_COMMITTED:
+
+    localrules:
+        study_baseline_pinned,
+
+    # Every fine-tune of the study starts from the one baseline it was run from, committed with its
+    # sha256 (resources/study_baseline/PINNED.json), so the grid and its one-cell re-run start from
+    # the same weights on every machine and whatever the mini tier's recipe is.
+    rule study_baseline_pinned:
+        input:
+            pin=f"{STUDY_BASELINE_DIR}/PINNED.json",
+            model=f"{STUDY_BASELINE_DIR}/model.safetensors",
+        output:
+            model=run_file("{tier}", "edsr-s-baseline"),
+            result=run_file("{tier}", "edsr-s-baseline", "result.json"),
+        wildcard_constraints:
+            tier="|".join(re.escape(t) for t in STUDY_FROM_COMMITTED),
+        params:
+            pcl=PCL,
+            src=STUDY_BASELINE_DIR,
+            dst=lambda w, output: str(Path(output.model).parent),
+        benchmark:
+            "benchmarks/study_baseline/{tier}.tsv"
+        log:
+            "logs/study/baseline_{tier}.log",
+        conda:
+            ENV
+        shell:
+            "{params.pcl} install-run {params.src:q} {params.dst:q} > {log:q} 2>&1"
+
+    ruleorder: study_baseline_pinned > train
 
 
 if STUDY_COPIES_MINI:

@@ -1,5 +1,5 @@
 # What the study needs before its rules (workflow/rules/study.smk): its tiers, the committed or
-# trained rows, the one-cell re-run's rows, and which study tiers start from mini's baseline.
+# trained rows, the one-cell re-run's rows, and where each study tier's baseline comes from.
 # Functions and values only: Snakemake's lint keeps rules and functions apart.
 
 STUDY_TIER = "study"
@@ -44,20 +44,30 @@ STUDY_CHECK_ROWS = trained_results([STUDY_CHECK_TIER]) if STUDY_CHECK_TIER in TR
 STUDY_FILES = (STUDY_TABLES + [STUDY_FIGURE] if STUDY_ACTIVE else []) + STUDY_CHECK_ROWS
 
 
-# Study tiers whose edsr-s-baseline resolves to mini's (every setting but the tier's name): they
-# start from mini's run instead of training the same 3000 iterations again.
+# Where a study tier's edsr-s-baseline comes from, first match:
+#   1. the committed weights of `study: baseline:` (resources/study_baseline, hash-checked by
+#      `pcl install-run`) when the tier's baseline has the identity they were trained under;
+#   2. mini's run when the tier's baseline resolves to mini's (every setting but the tier's name);
+#   3. otherwise the tier trains it, like any run.
 from pcl.train.config import resolve_config, run_identity
+from pcl.train.pinned import read_pin
 
 
-def _same_baseline_as_mini(tier):
-    identity = lambda t: run_identity(
-        {**resolve_config(CATALOG.get("edsr-s-baseline"), t), "tier": ""}, with_cadence=True
-    )
-    return identity(tier) == identity("mini")
+def _baseline_identity(tier):
+    return run_identity({**resolve_config(CATALOG.get("edsr-s-baseline"), tier), "tier": ""}, with_cadence=True)
 
 
+def _study_tiers():
+    return [t for t in (STUDY_TIER, STUDY_CHECK_TIER) if t in TRAIN_TIERS]
+
+
+STUDY_BASELINE_DIR = STUDY_CFG.get("baseline") if CATALOG is not None else None
+STUDY_PIN = read_pin(Path(STUDY_BASELINE_DIR)) if STUDY_BASELINE_DIR and _study_tiers() else None
+STUDY_FROM_COMMITTED = (
+    [t for t in _study_tiers() if _baseline_identity(t) == STUDY_PIN["identity"]] if STUDY_PIN else []
+)
 STUDY_COPIES_MINI = (
-    [t for t in (STUDY_TIER, STUDY_CHECK_TIER) if t in TRAIN_TIERS and _same_baseline_as_mini(t)]
+    [t for t in _study_tiers() if t not in STUDY_FROM_COMMITTED and _baseline_identity(t) == _baseline_identity("mini")]
     if "mini" in TRAIN_TIERS
     else []
 )
