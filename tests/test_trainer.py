@@ -161,6 +161,24 @@ def test_extending_a_run_resumes_exactly_with_the_global_rng(tmp_path: Path, tra
     assert iterations == [2, 4]  # one row per log step, none repeated across the two sessions
 
 
+def test_channels_last_run_extended_equals_the_whole_run(tmp_path: Path, train_dir: Path, cache: Path) -> None:
+    # The mini tier trains in the channels-last layout (docs/method_choices.md §10): with
+    # --deterministic, a run stopped at 3 iterations and extended to 6 must end on the same weights
+    # as a 6-iteration run, as in the default layout.
+    common = ("--channels-last", "on", "--deterministic", "--threads", "1", "--no-tensorboard")
+    whole, extended = tmp_path / "whole", tmp_path / "extended"
+    assert _train(*_argv("edsr-s-baseline", whole, train_dir, cache, "--iterations", "6", *common)) == 0
+    assert _train(*_argv("edsr-s-baseline", extended, train_dir, cache, "--iterations", "3", *common)) == 0
+    assert _train(*_argv("edsr-s-baseline", extended, train_dir, cache, "--iterations", "6", *common)) == 0
+    assert json.loads((extended / "result.json").read_text())["sessions"] == 2
+    assert _same_weights(whole / "model.safetensors", extended / "model.safetensors")
+    # The layout changes the arithmetic (another convolution algorithm), hence its own run identity.
+    plain = tmp_path / "plain"
+    assert _train(*_argv("edsr-s-baseline", plain, train_dir, cache, "--iterations", "6", "--channels-last", "off",
+                         "--deterministic", "--threads", "1", "--no-tensorboard")) == 0
+    assert not _same_weights(whole / "model.safetensors", plain / "model.safetensors")
+
+
 def test_nan_loss_stops_with_exit_1_and_keeps_the_last_good_checkpoint(tmp_path: Path, train_dir: Path, cache: Path,
                                                                         monkeypatch, capsys) -> None:
     losses = TrainStep.losses
