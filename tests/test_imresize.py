@@ -391,31 +391,61 @@ def test_helpers_reject_bad_input(func, img, scale):
 
 
 def test_cpu_path_runs_single_threaded_and_restores_the_callers_threads(monkeypatch):
-    # pcl.data.imresize._CPU_THREADS: the block products run on one torch thread; the caller's
-    # setting (here 2) is back after the call, and the result still matches the numpy path.
+    # pcl.data.imresize_torch._CPU_THREADS: every share of block products (in the caller or in a
+    # worker, pcl.workers) runs on one torch thread; the caller's setting (here 2) is back after
+    # the call, and the result still matches the numpy path.
     import torch
 
-    from pcl.data import imresize as module
+    from pcl.data import imresize_torch as module
 
     seen = []
-    real = module._resize_axis_torch
-    monkeypatch.setattr(module, "_resize_axis_torch", lambda *a: (seen.append(torch.get_num_threads()), real(*a))[1])
+    real = module._split
+    monkeypatch.setattr(module, "_split", lambda run, placed, workers: real(
+        lambda share: (seen.append(torch.get_num_threads()), run(share)), placed, workers))
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        img = np.random.default_rng(3).random((37, 53, 3))
+        img = np.random.default_rng(3).random((137, 153, 3))
         out = imresize(torch.from_numpy(img.transpose(2, 0, 1)[None].copy()), 0.25)
-        assert torch.get_num_threads() == 2 and seen and set(seen) == {module._CPU_THREADS}
+        assert torch.get_num_threads() == 2 and len(seen) >= 4 and set(seen) == {module._CPU_THREADS}
     finally:
         torch.set_num_threads(before)
     ref = imresize(img, 0.25)  # the numpy path, MATLAB's gather-and-sum
     assert np.abs(out[0].permute(1, 2, 0).numpy() - ref).max() < 1e-12
 
 
+@pytest.mark.parametrize("scale", [0.25, 0.5, 3.0])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "uint8"])
+def test_channels_last_and_worker_count_do_not_change_the_result(monkeypatch, scale, dtype):
+    # An HWC numpy image viewed as NCHW (channels-last strides) is resized without a layout copy,
+    # and the blocks of a pass may be shared by 1 or 3 workers: every variant must give the
+    # plain NCHW, one-worker result bit for bit (each block writes its own slice with the same
+    # product), and that result must match the numpy path (float64 gather-and-sum, MATLAB's
+    # loop): within float32 rounding, 1e-12 in float64, exactly on uint8.
+    import torch
+
+    from pcl.data import imresize_torch as module
+
+    rng = np.random.default_rng(11)
+    img = (rng.random((70, 91, 3)) * 255).astype(dtype)
+    nchw = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))[None])
+    channels_last = torch.from_numpy(img).permute(2, 0, 1)[None]
+    assert channels_last.is_contiguous(memory_format=torch.channels_last) and not channels_last.is_contiguous()
+    results = []
+    for workers in (1, 3):
+        monkeypatch.setattr(module, "_CPU_WORKERS", workers)
+        results += [imresize(nchw, scale), imresize(channels_last, scale)]
+    for other in results[1:]:
+        assert torch.equal(other, results[0])
+    ref = imresize(img, scale)
+    tol = {"float32": 1e-4, "float64": 1e-12, "uint8": 0}[dtype]
+    assert np.abs(results[1][0].permute(1, 2, 0).numpy().astype(np.float64) - ref).max() <= tol
+
+
 @pytest.mark.parametrize("scale, rows", [(0.25, 8), (0.5, 16), (1.0, 32), (4.0, 32)])
 def test_cpu_block_rows_follow_the_input_span(scale, rows):
     # _cpu_block_rows: a block spans about 32 / scale input rows, between 8 and 32 output rows
-    from pcl.data.imresize import _cpu_block_rows
+    from pcl.data.imresize_torch import _cpu_block_rows
 
     assert _cpu_block_rows(scale) == rows
 

@@ -63,12 +63,11 @@ Tried and measured, not kept:
 from __future__ import annotations
 
 import concurrent.futures
-import os
-import threading
 from collections.abc import Callable
 
 import torch
 
+from pcl.workers import torch_pool
 from pcl.metrics.ssim_filter import (
     COLUMN_BLOCK,
     HALO,
@@ -98,60 +97,14 @@ RowSource = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 #: :func:`_strip_pool` for why not torch's own intra-op threads.
 STRIP_WORKERS: int | None = None
 
-_POOL_LOCK = threading.Lock()
-_POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
-
-
 def n_workers(n_strips: int) -> int:
     wanted = STRIP_WORKERS if STRIP_WORKERS is not None else min(torch.get_num_threads(), 8)
     return max(1, min(wanted, n_strips))
 
 
-def _single_threaded_worker() -> None:
-    torch.get_num_threads()  # let ATen initialise this thread's OpenMP/MKL settings first
-    torch.set_num_threads(1)
-
-
 def _strip_pool(n: int) -> concurrent.futures.ThreadPoolExecutor:
-    """A process-wide pool of ``n`` threads whose torch runs single-threaded.
-
-    Why threads of our own: with torch's intra-op threads every element-wise step of a strip
-    (a few hundred per image) is an OpenMP fork/join.  On a quiet machine that costs little,
-    but when another process holds a core each join waits for a descheduled thread, about a
-    scheduler tick per step: measured on the 2-core VM under a load of 3, 1.47 s per image
-    against 0.09 s for the single-threaded skimage pipeline.  Workers that each run whole
-    strips single-threaded never wait on each other until the end of the image (0.028 s per
-    image under the same load).
-
-    ``torch.set_num_threads(1)`` inside a worker only changes that thread's OpenMP and MKL
-    settings, but ATen also stores the value as the default for threads created later, so the
-    caller's value is put back once all workers have started.  Pools are forgotten in a forked
-    child (threads do not survive a fork).
-    """
-    with _POOL_LOCK:
-        pool = _POOLS.get(n)
-        if pool is None:
-            before = torch.get_num_threads()
-            pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=n, thread_name_prefix="pcl-ssim", initializer=_single_threaded_worker
-            )
-            # Start every worker now (each runs the initializer), then restore the default.
-            barrier = threading.Barrier(n)
-            for job in [pool.submit(barrier.wait) for _ in range(n)]:
-                job.result()
-            torch.set_num_threads(before)
-            _POOLS[n] = pool
-        return pool
-
-
-def _forget_pools() -> None:
-    global _POOL_LOCK
-    _POOL_LOCK = threading.Lock()
-    _POOLS.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pools)
+    """``n`` single-threaded torch workers for the strips (:mod:`pcl.workers` says why)."""
+    return torch_pool("ssim", n)
 
 
 def score_planes(
