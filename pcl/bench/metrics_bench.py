@@ -36,8 +36,10 @@ implementation scores all images twice, the implementations in alternating order
 one round to the next) so that none always runs on a state left by another.
 Reported: median (and min) over rounds of the mean seconds per image of the second pass, the
 steady state of scoring a whole test set; the first pass, which follows another
-implementation, is reported too (see :func:`alternating_times` for why they differ here).  The
-agreement check also scores the green channel of the first image as a gray GT/SR pair under
+implementation, is reported too (see :func:`alternating_times` for why they differ here).  Two
+image sets are timed and checked this way: the photos above, and the 19 real benchmark images
+shipped with the harness (Set5 and Set14 HR at their own sizes, gray ones read as RGB, as cv2 reads
+them).  The agreement check also scores the green channel of the first image as a gray GT/SR pair under
 both protocols against the reference.
 
 The machine is shared, so the 1-minute load average before and after the timing and the
@@ -121,6 +123,26 @@ def benchmark_pairs(photos: tuple[str, ...] = PHOTOS) -> list[tuple[str, np.ndar
         hr = load_photo(name)
         out.append((name, bicubic_upscale(bicubic_degrade(hr, SCALE), SCALE), hr))
     return out
+
+
+def shipped_benchmark_pairs() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, SR, HR) for the 19 images of the shipped Set5 and Set14, at their own sizes: HR as
+    RGB uint8 (a gray image replicated, as cv2 reads it), SR the x4 bicubic round trip of the
+    mod-cropped HR."""
+    out = []
+    for dataset in ("Set5", "Set14"):
+        for path in sorted(resource_path("benchmarks", dataset, "HR").glob("*.png")):
+            hr = np.array(Image.open(path).convert("RGB"))
+            out.append((f"{dataset}/{path.stem}", bicubic_upscale(bicubic_degrade(hr, SCALE), SCALE), hr))
+    return out
+
+
+#: The image sets timed: (loader, description written into each row's ``image`` column).
+IMAGE_SETS = {
+    "photos": (benchmark_pairs, IMAGE_DESCRIPTION),
+    "Set5+Set14": (shipped_benchmark_pairs, f"the 19 shipped Set5 and Set14 HR images at their own sizes "
+                                           f"(gray ones as RGB); SR = MATLAB-bicubic x{SCALE} down+up"),
+}
 
 
 def skimage_psnr_ssim(sr: np.ndarray, hr: np.ndarray, scale: int = SCALE) -> tuple[float, float]:
@@ -293,7 +315,21 @@ LABELS = {"ours": "pcl evaluate_pair (torch float64)", "skimage": "numpy Y + ski
 
 
 def _run(out_dir: pathlib.Path, repeats: int, device: str) -> dict:
-    named = benchmark_pairs()
+    info = describe_device(device)
+    rows, per_image, measured_all = [], [], {}
+    for set_name, (loader, description) in IMAGE_SETS.items():
+        set_rows, set_images, measured = _run_set(loader(), description, repeats, device, info)
+        rows += set_rows
+        per_image += set_images
+        measured_all.update({f"{set_name} {k}": v for k, v in measured.items()})
+    write_bench_csv(out_dir / "metrics.csv", CSV_COLUMNS, rows)
+    write_bench_csv(out_dir / "metrics_images.csv", IMAGE_COLUMNS, per_image)
+    _plot([r for r in rows if r["image"] == IMAGE_DESCRIPTION], info, out_dir / "metrics.png")
+    return _summary(rows, measured_all, info)
+
+
+def _run_set(named: list, description: str, repeats: int, device: str, info: dict) -> tuple[list, list, dict]:
+    """Rows of one image set: each implementation's timing and its agreement with ours."""
     impls, inputs = _implementations(device, named)
     load_before = os.getloadavg()[0]
     measured = alternating_times(impls, inputs, repeats)
@@ -304,8 +340,7 @@ def _run(out_dir: pathlib.Path, repeats: int, device: str) -> dict:
         return max(abs(row[f"{metric}_ours"] - row[f"{metric}_{other}"]) for row in per_image)
 
     gray_psnr, gray_ssim = _gray_differences(*inputs["ours"][0], device)
-    info = describe_device(device)
-    common = {"n_images": len(named), "image": IMAGE_DESCRIPTION, "scale": SCALE,
+    common = {"n_images": len(named), "image": description, "scale": SCALE,
               "load_avg_before": load_before, "load_avg_after": load_after, **info}
     med = {name: statistics.median(m["second"]) for name, m in measured.items()}
     first = {name: statistics.median(m["first"]) for name, m in measured.items()}
@@ -327,17 +362,14 @@ def _run(out_dir: pathlib.Path, repeats: int, device: str) -> dict:
         "max_abs_diff_psnr_db": max(max_diff("psnr", "reference"), gray_psnr),
         "max_abs_diff_ssim": max(max_diff("ssim", "reference"), gray_ssim),
         "compared_with": "ours (also green channel as gray, both protocols)", **common})
-    write_bench_csv(out_dir / "metrics.csv", CSV_COLUMNS, rows)
-    write_bench_csv(out_dir / "metrics_images.csv", IMAGE_COLUMNS, per_image)
-    _plot(rows, info, out_dir / "metrics.png")
-    return _summary(rows, measured, info)
+    return rows, per_image, measured
 
 
 def _summary(rows: list[dict], measured: dict, info: dict) -> dict:
     """What ``main`` prints: each row's median, speed-up and agreement, then the rounds."""
     out: dict[str, object] = {}
     for row in rows:
-        label = row["implementation"]
+        label = f"{row['implementation']} [{row['image'][:20]}]"
         out[f"{label}: s per image"] = row["median_s_per_image"]
         out[f"{label}: ours x faster"] = row["ours_speedup"]
         out[f"{label}: max |diff| dB / SSIM"] = (row["max_abs_diff_psnr_db"], row["max_abs_diff_ssim"])
