@@ -88,6 +88,19 @@ SSIM_K2 = 0.03
 #: 48, 64, 96, 128 (more strips mean more halo and call overhead).
 STRIP_ROWS = 64
 
+#: Pixels per strip on CPU for narrower images: a strip of a ``w``-px-wide image has at least
+#: ``STRIP_PIXELS // w`` rows (as many pixels as STRIP_ROWS rows of a 1024-px image, so about the same
+#: cache footprint), so a Set5/Set14-size image is one or two strips instead of four to eight, each
+#: a few dozen small torch calls.  0: always STRIP_ROWS.
+STRIP_PIXELS = STRIP_ROWS * 1024
+
+#: SSIM pixels below which one worker scores the whole image (unless STRIP_WORKERS is set): handing
+#: strips to a second thread costs more than it saves on small images.  Measured on the idle 2-core
+#: Intel Xeon VM, the 19 Set5/Set14 images (0.03-0.37 MP of SSIM pixels), ms per image: 64-row
+#: strips on 2 workers 5.19, on 1 worker 4.56; width-scaled strips on 2 workers 4.15-4.19, on 1
+#: worker 3.31-3.39 (skimage 16.9 in the same process).
+SPLIT_MIN_PIXELS = 400_000
+
 #: Fills rows [r0, r1) of the two planes (SR, HR) into two (r1 - r0, w) float64 tensors.
 RowSource = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 
@@ -117,10 +130,11 @@ def score_planes(
     squared errors are divided by it at the end.
 
     The planes x (SR) and y (HR) are produced strip by strip by ``fill``; each strip of
-    :data:`STRIP_ROWS` SSIM rows (plus the 10-row halo) goes through moments, filter and SSIM
-    arithmetic while its buffers are in cache.  On CPU contiguous runs of strips go to
-    :func:`n_workers` worker threads; CUDA runs the whole image as one strip (fewer launches;
-    memory is not the constraint there).
+    :data:`STRIP_ROWS` SSIM rows (more for narrow images, :data:`STRIP_PIXELS`; plus the 10-row
+    halo) goes through moments, filter and SSIM arithmetic while its buffers are in cache.  On CPU
+    contiguous runs of strips go to :func:`n_workers` worker threads when the image has at least
+    :data:`SPLIT_MIN_PIXELS`; CUDA runs the whole image as one strip (fewer launches; memory is not
+    the constraint there).
 
     Algebra (why u = x + y and v = x - y): with mu, var the filtered means and variances,
     2 mu_x mu_y = (mu_u^2 - mu_v^2) / 2, mu_x^2 + mu_y^2 = (mu_u^2 + mu_v^2) / 2,
@@ -138,10 +152,12 @@ def score_planes(
     """
     b = ROW_BLOCK
     out_h, out_w = height - HALO, width - HALO
-    strip = out_h if device.type != "cpu" else STRIP_ROWS
+    on_cpu = device.type == "cpu"
+    strip = max(STRIP_ROWS, STRIP_PIXELS // max(out_w, 1)) if on_cpu else out_h
     strip = min(-(-strip // b) * b, -(-out_h // b) * b)
     starts = list(range(0, out_h, strip))
-    workers = n_workers(len(starts)) if device.type == "cpu" else 1
+    split = STRIP_WORKERS is not None or out_h * out_w >= SPLIT_MIN_PIXELS
+    workers = n_workers(len(starts)) if on_cpu and split else 1
     if workers <= 1:
         sq_sum, deficit = _score_strips(fill, height, width, device, unit, strip, starts)
     else:
