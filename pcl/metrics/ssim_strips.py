@@ -30,8 +30,12 @@ banded filter (:mod:`pcl.metrics.ssim_filter`):
   one core), most of them in the filter's GEMMs.  With 16 x 16 blocks the same layout gave
   4.3x; the filter's earlier layout (pass 1 written transposed, pass 2 as 16x16 products) ran
   at 7 GFLOP/s there: 0.0333 s (2.0x); the whole-image version before it took 0.128 s (0.5x).
-* Intel Xeon, the earlier layout (not measured there since): 0.0108 s against 0.0749 s (6.9x;
-  first pass 5.0x; one core 4.0x); the whole-image version 0.030 s (2.5x).
+* Intel Xeon, the earlier layout: 0.0108 s against 0.0749 s (6.9x; first pass 5.0x; one core
+  4.0x); the whole-image version 0.030 s (2.5x).
+* Intel Xeon, this version (2026-12-07, idle, results/bench/metrics.csv): 0.0115 s per photo
+  against 0.0788 s for skimage (6.8x) and 0.0917 s for the authors' cv2 script (8.0x); on the 19
+  Set5/Set14 images, with the width-scaled strips and one worker, 3.1 ms against 16.1 ms (5.2x)
+  and 22.7 ms (7.3x).
 
 Precision: float64 throughout, and no faster lower-precision mode, because none met the
 budget.  Results agree with skimage to 4e-15 dB / 2e-15 SSIM on the benchmark photos and Set5
