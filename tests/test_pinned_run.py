@@ -66,3 +66,15 @@ def test_missing_pin_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["install-run", str(src), str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "PINNED.json" in err[0]
+
+
+@pytest.mark.faults
+def test_damaged_model_json_is_one_line_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "pinned"
+    shutil.copytree(SRC, src)
+    (src / "model.json").write_text("{not json")
+    dst = tmp_path / "run"
+    assert main(["install-run", str(src), str(dst)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.json" in err[0] and "git checkout" in err[0]
+    assert not dst.exists()

@@ -53,7 +53,10 @@ def install_run(src: Path, dst: Path, sha256: str) -> Path:
     if digest != sha256:
         raise PCLError(f"{weights}: sha256 {digest[:12]}... is not the pinned {sha256[:12]}...; "
                        f"restore it with `git checkout -- {weights}`")
-    recorded = json.loads((src / "model.json").read_text(encoding="utf-8")).get("sha256")
+    try:
+        recorded = json.loads((src / "model.json").read_text(encoding="utf-8")).get("sha256")
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise PCLError(f"{src / 'model.json'}: unreadable ({exc.__class__.__name__}); restore it with `git checkout -- {src}`") from None
     if recorded != sha256:
         raise PCLError(f"{src / 'model.json'}: records sha256 {str(recorded)[:12]}..., not the pinned {sha256[:12]}...")
     dst.mkdir(parents=True, exist_ok=True)
