@@ -68,11 +68,11 @@ def test_every_fine_tune_seed_starts_from_the_one_baseline_run(catalog) -> None:
 def test_study_baseline_keeps_its_own_recipe_and_the_grid_stays_out_of_other_tiers(catalog) -> None:
     # The study's baseline is the recipe its committed weights were trained with (3000 iterations at
     # a constant lr 5e-4, resources/study_baseline/PROVENANCE.md), which mini has since shortened
-    # (docs/method_choices.md §10); study-check resolves to the same recipe as the study.
+    # (docs/method_choices.md §10: 1600 iterations at 1e-3); study-check resolves to the study's recipe.
     mini, study, check = (catalog.get("edsr-s-baseline").resolve(t) for t in ("mini", "study", "study-check"))
     assert {**study, "tier": ""} == {**check, "tier": ""}
     assert study["budget"]["iterations"] == 3000 and study["schedule"] == {"type": "constant", "lr": 5.0e-4}
-    assert mini["budget"]["iterations"] == 1800 and mini["schedule"] == {"type": "constant", "lr": 1.0e-3}
+    assert mini["budget"]["iterations"] == 1600 and mini["schedule"] == {"type": "constant", "lr": 1.0e-3}
     for tier in ("smoke", "finetune", "scratch", "mini"):
         assert not [n for n in catalog.tier_experiments(tier) if re.search(r"-l(255|1)(-|$)", n)], tier
 
