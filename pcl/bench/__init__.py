@@ -10,6 +10,7 @@ import csv
 import importlib
 import importlib.util
 import io
+import os
 from pathlib import Path
 
 from pcl.atomic import atomic_write, atomic_write_text
@@ -47,16 +48,56 @@ def run_benchmarks(what: str, out_dir: Path, *, device: str = "cpu", repeats: in
     results = {}
     for name in names:
         module = importlib.import_module(BENCHMARKS[name])
-        results[name] = module.run(out_dir, repeats=repeats, device=device)
+        _LOAD_BEFORE["value"] = os.getloadavg()[0]
+        try:
+            results[name] = module.run(out_dir, repeats=repeats, device=device)
+        finally:
+            _LOAD_BEFORE.pop("value", None)
     return results
 
 
+#: The 1-minute load average when the running benchmark started (set by :func:`run_benchmarks`).
+_LOAD_BEFORE: dict[str, float] = {}
+_MACHINE_COLUMNS = ("cpu_model", "processor", "device_description", "cuda_device", "gpu_name")
+
+
+def context_columns(columns: list[str]) -> dict[str, object]:
+    """Context a benchmark's own columns lack: the machine, the load and the versions.
+
+    Why: a timing means little without them, and the Speed page (pcl.report.speed) shows each
+    file with its machine, load and versions; benchmarks that record them themselves (with a load
+    taken right before their timed loop) keep theirs.  The load added here is the 1-minute average
+    when the benchmark started (under ``pcl bench``) and when its file was written.
+    """
+    import platform
+
+    import numpy as np
+    import torch
+
+    from pcl.device import cpu_model
+
+    extra: dict[str, object] = {}
+    if not any(c in _MACHINE_COLUMNS for c in columns):
+        extra["cpu_model"] = f"{cpu_model() or platform.processor()}, {os.cpu_count()} cores"
+    if not any(c.startswith("load_avg") for c in columns):
+        extra["load_avg_1min_at_start"] = _LOAD_BEFORE.get("value", "")
+        extra["load_avg_1min_at_write"] = round(os.getloadavg()[0], 2)
+    for name, version in (("torch_version", torch.__version__), ("numpy_version", np.__version__)):
+        if name not in columns:
+            extra[name] = version
+    return extra
+
+
 def write_bench_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
-    """Whole or not at all: an interrupted run leaves the previous measurement in place."""
+    """Whole or not at all: an interrupted run leaves the previous measurement in place.
+
+    Columns of :func:`context_columns` are appended when the benchmark did not record them.
+    """
+    extra = context_columns(list(columns))
     buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer = csv.DictWriter(buffer, fieldnames=[*columns, *extra])
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({**row, **extra} for row in rows)
     return atomic_write_text(Path(path), buffer.getvalue())
 
 
