@@ -1,4 +1,5 @@
-"""Shared test fixtures: paths of the shipped data and of the optional ../shared folder."""
+"""Shared test fixtures: paths of the shipped data and of the optional ../shared folder, workflow
+folders, and a TORCH_HOME with a stand-in AlexNet."""
 
 from __future__ import annotations
 
@@ -124,3 +125,20 @@ def train_dir(tmp_path_factory) -> Path:
 def cache(tmp_path_factory) -> Path:
     """The prepared-data cache of one test module's trainings."""
     return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture()
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A TORCH_HOME holding a seeded random AlexNet under torchvision's real file name: the genuine
+    weights cannot be fetched offline, and LPIPS wiring does not depend on their values."""
+    import torch
+    import torchvision
+
+    from pcl.weights import WEIGHTS
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    path = WEIGHTS["alexnet"].path
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(3)
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
+    return tmp_path / "th"

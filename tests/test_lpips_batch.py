@@ -18,21 +18,8 @@ from pcl.evaluate import evaluate_folder
 from pcl.metrics.lpips_batch import LPIPSQueue
 from pcl.metrics.perceptual import LPIPSScorer, scored_region
 from pcl.metrics.suite import MetricSuite
-from pcl.weights import WEIGHTS
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture()
-def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    import torchvision
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
-    path = WEIGHTS["alexnet"].path
-    path.parent.mkdir(parents=True)
-    torch.manual_seed(3)
-    torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
-    return tmp_path / "th"
 
 
 def _pair(seed: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

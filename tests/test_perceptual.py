@@ -21,18 +21,6 @@ from pcl.weights import WEIGHTS, check_digest, fetch_weights, render_weights_sta
 torch.set_num_threads(1)
 
 
-@pytest.fixture()
-def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    import torchvision
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
-    path = WEIGHTS["alexnet"].path
-    path.parent.mkdir(parents=True)
-    torch.manual_seed(3)
-    torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
-    return tmp_path / "th"
-
-
 def _pair(seed: int = 0, size: tuple[int, int] = (72, 64)) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     hr = rng.integers(0, 256, (*size, 3), dtype=np.uint8)

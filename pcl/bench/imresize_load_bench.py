@@ -4,18 +4,19 @@ elsewhere, and interleaved with numpy's BLAS: the speed a user sees depends on w
 Why three conditions: a torch CPU path that splits small products over an OpenMP team is fast
 alone and collapses when another process holds a core or when numpy's BLAS pool is still spinning
 from the previous call (each block then waits on a stalled worker).  ``pcl.data.imresize`` shares
-the blocks of a pass between worker threads that each run torch single-threaded (:mod:`pcl.workers`)
-for that reason; this benchmark shows what that buys against the function SR users run (BasicSR's ``basicsr.utils.matlab_functions.imresize``, torch ``mv`` per
-output row), side by side in one process, alternating which goes first, with the load average
+the blocks of a pass between worker threads that each run torch single-threaded
+(:mod:`pcl.workers`) for that reason; this benchmark shows what that buys against the function SR
+users run (BasicSR's ``basicsr.utils.matlab_functions.imresize``, torch ``mv`` per output row),
+side by side in one process, alternating which goes first, with the load average
 recorded per condition.
 
 Both sides take the same numpy image (2040x1356x3 float32, uniform random, ``default_rng(0)``) and
 return a numpy image, so the conversions count for both.  Ours views the HWC array as a
 channels-last NCHW tensor (``torch.from_numpy(img).permute(2, 0, 1)[None]``, no copy), which the
-torch path resizes without a layout copy; BasicSR transposes to CHW itself.  BasicSR is read from an installed
-``basicsr`` (``pip install --no-deps basicsr==1.4.2``: its ``matlab_functions`` module needs only
-numpy and torch, and is loaded without the package's ``__init__``, which imports OpenCV); without
-it the rows say so and only our own timings are written.
+torch path resizes without a layout copy; BasicSR transposes to CHW itself.  BasicSR is read
+from an installed ``basicsr`` (``pip install --no-deps basicsr==1.4.2``: its ``matlab_functions``
+module needs only numpy and torch, and is loaded without the package's ``__init__``, which imports
+OpenCV); without it the rows say so and only our own timings are written.
 """
 
 from __future__ import annotations

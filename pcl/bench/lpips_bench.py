@@ -5,8 +5,8 @@ ours is that model with a hash-checked AlexNet (``pcl.metrics.perceptual``), so 
 the two should cost the same and agree exactly: the benchmark shows that the checks and the
 conversions add nothing measurable.  A third row times what the evaluator does with a set: equal-size
 images queued and scored in one pass (``pcl.metrics.lpips_batch``); ``max_abs_diff`` is each row's
-largest difference from the package.  Both sides run in one process, alternating order, on the five 1024x768 photos of
-``pcl bench metrics`` (SR = their MATLAB-bicubic x4 round trip).
+largest difference from the package.  All run in one process, alternating order, on the five
+1024x768 photos of ``pcl bench metrics`` (SR = their MATLAB-bicubic x4 round trip).
 
 Weights: the genuine ``alexnet-owt-7be5be79.pth`` in ``$TORCH_HOME/hub/checkpoints`` when it is
 there and passes its hash check; otherwise (offline machines) a seeded random AlexNet is written

@@ -43,8 +43,9 @@ _CPU_WORKERS: int | None = None
 
 @functools.lru_cache(maxsize=64)
 def _torch_blocks(in_len: int, out_len: int, scale: float, dtype: Any, device: str,
-                  block_rows: int) -> tuple[tuple[int, int, Any], ...]:
-    """Row blocks ``(lo, hi, M[rows, lo:hi])`` of :func:`weight_matrix` as tensors on ``device``.
+                  block_rows: int) -> tuple[tuple[int, tuple[int, int, Any]], ...]:
+    """Row blocks ``(r0, (lo, hi, M[r0:r0 + rows, lo:hi]))`` of :func:`weight_matrix` as tensors on
+    ``device``; ``r0`` is the block's first output row.
 
     ``lo:hi`` is the span of input samples with a non-zero weight for the block's rows, so each
     block's product touches only the band of the matrix.  One block covers all rows when
@@ -59,7 +60,7 @@ def _torch_blocks(in_len: int, out_len: int, scale: float, dtype: Any, device: s
         nonzero = np.flatnonzero(np.any(rows != 0.0, axis=0))
         lo, hi = int(nonzero[0]), int(nonzero[-1]) + 1
         block = torch.from_numpy(np.ascontiguousarray(rows[:, lo:hi])).to(device=device, dtype=dtype)
-        blocks.append((lo, hi, block))
+        blocks.append((r0, (lo, hi, block)))
     return tuple(blocks)
 
 
@@ -112,15 +113,14 @@ def _resize_axis_torch(x: Any, axis: int, out_len: int, scale: float, workers: i
     n, c, h, w = (int(v) for v in x.shape)
     in_len = (h, w)[axis]
     block_rows = _cpu_block_rows(scale) if x.device.type == "cpu" else out_len  # GPUs: one dense product
-    blocks = _torch_blocks(in_len, out_len, scale, x.dtype, str(x.device), block_rows)
-    starts = np.cumsum([0] + [int(m.shape[0]) for _, _, m in blocks[:-1]]).tolist()
-    placed = list(zip(starts, blocks))
-    if _channels_last(x) and axis == 0:
+    placed = _torch_blocks(in_len, out_len, scale, x.dtype, str(x.device), block_rows)
+    channels_last = _channels_last(x)
+    if channels_last and axis == 0:
         src = x.permute(0, 2, 3, 1).reshape(n, h, w * c)
         out = x.new_empty((n, out_len, w * c))
         _along_rows(src, out, placed, workers)
         return out.view(n, out_len, w, c).permute(0, 3, 1, 2)
-    if _channels_last(x):
+    if channels_last:
         src = x.permute(0, 2, 1, 3).reshape(n * h * c, w)
         out = x.new_empty((n * h * c, out_len))
         _along_columns(src, out, placed, workers)
@@ -141,7 +141,7 @@ def _channels_last(x: Any) -> bool:
     return x.device.type == "cpu" and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
-def _split(run: Any, placed: list, workers: int) -> None:
+def _split(run: Any, placed: tuple, workers: int) -> None:
     if workers > 1:
         from pcl.workers import split_run
 
@@ -150,7 +150,7 @@ def _split(run: Any, placed: list, workers: int) -> None:
         run(placed)
 
 
-def _along_rows(src: Any, out: Any, placed: list, workers: int) -> None:
+def _along_rows(src: Any, out: Any, placed: tuple, workers: int) -> None:
     """``out[:, rows] = M[rows] @ src[:, band]`` per block; src (B, in, K), out (B, out, K)."""
     import torch
 
@@ -161,7 +161,7 @@ def _along_rows(src: Any, out: Any, placed: list, workers: int) -> None:
     _split(run, placed, workers)
 
 
-def _along_columns(src: Any, out: Any, placed: list, workers: int) -> None:
+def _along_columns(src: Any, out: Any, placed: tuple, workers: int) -> None:
     """``out[:, cols] = src[:, band] @ M[cols]^T`` per block; src (R, in), out (R, out)."""
     import torch
 

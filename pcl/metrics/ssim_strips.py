@@ -17,7 +17,7 @@ N images of one size, scored one after the other.  Per image:
   optimised kernel (0.36 s against 0.03 s for four 1016x760 maps, one thread).
 * SSIM from u and v (algebra and why in :func:`_score_planes`), PSNR from the sum of v^2.
 * On CPU the strips of an image are split between worker threads that each run torch
-  single-threaded (:func:`_strip_pool`); on CUDA the whole image is one strip.
+  single-threaded (:func:`pcl.workers.split_run`); on CUDA the whole image is one strip.
 
 Speed, with ``pcl bench metrics --repeats 10`` (five 1024x768 photos, x4, uint8 RGB in and
 floats out, the same work on both sides, alternating order; torch 2.14.1 with MKL; 2-core VMs,
@@ -66,12 +66,10 @@ Tried and measured, not kept:
 
 from __future__ import annotations
 
-import concurrent.futures
 from collections.abc import Callable
 
 import torch
 
-from pcl.workers import torch_pool
 from pcl.metrics.ssim_filter import (
     COLUMN_BLOCK,
     HALO,
@@ -82,6 +80,7 @@ from pcl.metrics.ssim_filter import (
     padded_width,
     scratch,
 )
+from pcl.workers import split_run
 
 DATA_RANGE = 255.0
 SSIM_K1 = 0.01
@@ -111,17 +110,12 @@ RowSource = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 
 #: Worker threads that score the strips of one image on CPU, each a contiguous run of strips
 #: with torch single-threaded; ``None``: as many as torch's intra-op threads (at most 8).  See
-#: :func:`_strip_pool` for why not torch's own intra-op threads.
+#: :mod:`pcl.workers` for why not torch's own intra-op threads.
 STRIP_WORKERS: int | None = None
 
 def n_workers(n_strips: int) -> int:
     wanted = STRIP_WORKERS if STRIP_WORKERS is not None else min(torch.get_num_threads(), 8)
     return max(1, min(wanted, n_strips))
-
-
-def _strip_pool(n: int) -> concurrent.futures.ThreadPoolExecutor:
-    """``n`` single-threaded torch workers for the strips (:mod:`pcl.workers` says why)."""
-    return torch_pool("ssim", n)
 
 
 def score_planes(
@@ -166,13 +160,8 @@ def score_planes(
         sq_sum, deficit = _score_strips(fill, height, width, device, unit, strip, starts)
     else:
         # Contiguous runs of strips per worker (each run reuses its halo rows).
-        cuts = [len(starts) * k // workers for k in range(workers + 1)]
-        pool = _strip_pool(workers)
-        jobs = [
-            pool.submit(_score_strips, fill, height, width, device, unit, strip, starts[cuts[k]:cuts[k + 1]])
-            for k in range(workers)
-        ]
-        parts = [job.result() for job in jobs]
+        parts = split_run("ssim", workers, lambda run: _score_strips(fill, height, width, device, unit, strip, run),
+                          starts)
         sq_sum = parts[0][0] + sum(p[0] for p in parts[1:])
         deficit = parts[0][1] + sum(p[1] for p in parts[1:])
     return sq_sum / (unit * unit), 1.0 - 2.0 * deficit / (out_h * out_w)

@@ -14,11 +14,10 @@ What is compared, per re-run experiment, protocol and data set:
   images of first minus second) with the committed one of the same seed, within the same bound.
 
 The bound is the measured spread of the mini tier between machines (config/tolerances.yaml), whose
-baseline's level differs by up to 0.08 dB between CPUs. The re-run now starts from the committed
+baseline's level differs by up to 0.08 dB between CPUs. The re-run starts from the committed
 baseline weights (resources/study_baseline), so only the 300 fine-tune iterations can drift between
-machines; no smaller bound has been measured for that, so the same one is used.  The effect of a pair is a difference of two runs from the same start, so it
-varies less across machines than either level; the same bound is used for it because no smaller
-one has been measured.  The term's measured gradient share of each run is reported beside the
+machines, and the effect of a pair, a difference of two runs from the same start, varies less than
+either level; no smaller bound has been measured for either, so the same one is used.  The term's measured gradient share of each run is reported beside the
 committed one as a note (not checked: no cross-machine spread has been measured for it).
 """
 
