@@ -4,6 +4,7 @@ folders, and a TORCH_HOME with a stand-in AlexNet."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -127,18 +128,39 @@ def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-@pytest.fixture()
-def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A TORCH_HOME holding a seeded random AlexNet under torchvision's real file name: the genuine
-    weights cannot be fetched offline, and LPIPS wiring does not depend on their values."""
+@pytest.fixture(scope="session")
+def _standin_alexnet(tmp_path_factory) -> Path:
+    """One seeded random AlexNet under torchvision's real file name, written once per session: the
+    state dict is 233 MB, and a copy per test filled the disk of a CI machine."""
     import torch
     import torchvision
 
     from pcl.weights import WEIGHTS
 
+    path = tmp_path_factory.mktemp("alexnet") / WEIGHTS["alexnet"].file
+    torch.manual_seed(3)
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
+    return path
+
+
+@pytest.fixture()
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _standin_alexnet: Path) -> Iterator[Path]:
+    """A TORCH_HOME holding the stand-in AlexNet (the genuine weights cannot be fetched offline, and
+    LPIPS wiring does not depend on their values), as a hard link to the session's one file.
+
+    A test may delete the file or replace it (unlink first); writing into it in place would change
+    the shared file, so teardown fails the test that did."""
+    from pcl.weights import WEIGHTS
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     path = WEIGHTS["alexnet"].path
     path.parent.mkdir(parents=True)
-    torch.manual_seed(3)
-    torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
-    return tmp_path / "th"
+    before = _standin_alexnet.stat()
+    try:
+        path.hardlink_to(_standin_alexnet)
+    except OSError:  # a temporary folder on another file system: copy instead
+        shutil.copyfile(_standin_alexnet, path)
+    yield tmp_path / "th"
+    after = _standin_alexnet.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns), (
+        "the test wrote into the shared stand-in AlexNet: unlink the file before replacing it")
