@@ -29,6 +29,10 @@ import torch
 T = TypeVar("T")
 
 _LOCK = threading.Lock()
+
+#: Where the kernel says how many tasks are runnable, and which threads this process has.
+LOADAVG = "/proc/loadavg"
+TASKS = "/proc/self/task"
 _POOLS: dict[tuple[str, int], concurrent.futures.ThreadPoolExecutor] = {}
 
 
@@ -65,6 +69,46 @@ def split_run(name: str, n: int, work: Callable[[Sequence[T]], object], items: S
     pool = torch_pool(name, n)
     jobs = [pool.submit(work, items[cuts[k]:cuts[k + 1]]) for k in range(n)]
     return [job.result() for job in jobs]
+
+
+def _own_running_threads() -> int:
+    """Threads of this process the kernel has running or ready to run (state ``R``): this thread,
+    and torch's OpenMP team while it still spins after a parallel region."""
+    count = 0
+    for tid in os.listdir(TASKS):
+        try:
+            with open(os.path.join(TASKS, tid, "stat"), "rb") as fh:
+                # The state is the field after the command name, which may itself hold ") ".
+                count += fh.read().rsplit(b")", 1)[1][1:2] == b"R"
+        except OSError:  # the thread ended meanwhile
+            continue
+    return count
+
+
+def free_cores(team: int = 1) -> int | None:
+    """Cores of this process's CPU set that nothing else wants right now, for a team of ``team``
+    threads of this process (the caller's thread included), or ``None`` where the kernel does not
+    say (no ``/proc``).
+
+    Why: an OpenMP team is the fastest way to run many short torch calls on a quiet machine and the
+    slowest on a busy one (every join waits for a descheduled thread), so the callers that can do
+    either ask first. The count of runnable tasks in ``/proc/loadavg`` is a snapshot, not an average:
+    it sees a training run on the other core at once. This process's runnable threads count as load
+    only beyond ``team``: the team's own threads spin for a while after each parallel region and
+    must not count themselves, but numpy's BLAS pool, still spinning after a product, competes for
+    the cores like another process. A team thread that has fallen asleep and a BLAS thread that
+    still spins look alike, so a BLAS pool can hide behind a sleeping team (see
+    ``pcl bench metrics-load``, condition ``interleaved``). About 30 microseconds.
+    """
+    try:
+        with open(LOADAVG, "rb") as fh:
+            running = int(fh.read().split()[3].split(b"/")[0])
+        own = _own_running_threads()
+        load = max(0, running - own) + max(0, own - team)
+        cores = len(os.sched_getaffinity(0))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return max(0, cores - load)
 
 
 def _forget_pools() -> None:

@@ -261,6 +261,7 @@ def test_strips_and_workers_match_reference(monkeypatch: pytest.MonkeyPatch, row
     # the whole image as one strip (what CUDA runs), must all give the reference's numbers.
     monkeypatch.setattr(scorer, "STRIP_ROWS", rows)
     monkeypatch.setattr(scorer, "STRIP_PIXELS", 0)  # strips of exactly STRIP_ROWS rows
+    monkeypatch.setattr(scorer, "TEAM_STRIP_PIXELS", 0)
     monkeypatch.setattr(scorer, "STRIP_WORKERS", workers)
     rng = np.random.default_rng(7)
     hr = _structured(rng, 132, 58, 3)  # shaved at x2: 128x54 -> 118 SSIM rows = 8 strips
@@ -282,6 +283,7 @@ def test_filter_blocks_match_reference(monkeypatch: pytest.MonkeyPatch, row_bloc
         monkeypatch.setattr(module, "COLUMN_BLOCK", column_block)
     monkeypatch.setattr(scorer, "STRIP_ROWS", 48)
     monkeypatch.setattr(scorer, "STRIP_PIXELS", 0)
+    monkeypatch.setattr(scorer, "TEAM_STRIP_PIXELS", 0)
     rng = np.random.default_rng(11)
     hr = _structured(rng, 132, 58, 3)
     sr = _degrade(rng, hr, sigma=5.0)

@@ -21,6 +21,7 @@ BENCHMARKS = {
     "imresize": "pcl.bench.imresize_bench",
     "imresize-load": "pcl.bench.imresize_load_bench",
     "metrics": "pcl.bench.metrics_bench",
+    "metrics-load": "pcl.bench.metrics_load_bench",
     "niqe": "pcl.bench.niqe_bench",
     "lpips": "pcl.bench.lpips_bench",
     "eval": "pcl.bench.eval_bench",

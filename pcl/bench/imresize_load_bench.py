@@ -22,21 +22,19 @@ OpenCV); without it the rows say so and only our own timings are written.
 from __future__ import annotations
 
 import importlib.util
-import multiprocessing as mp
 import os
 import statistics
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from pcl.bench import write_bench_csv
+from pcl.bench.conditions import CONDITIONS, under_condition
 from pcl.device import cpu_model
 
 IMAGE_SHAPE = (1356, 2040, 3)
 SCALE = 0.25
-CONDITIONS = ("idle", "loaded", "interleaved")
 COLUMNS = ["condition", "implementation", "median_s", "best_s", "repeats", "speedup_vs_basicsr", "max_abs_diff",
            "load_avg_1min", "caller_torch_threads", "cpu_model", "cpus", "torch_version", "numpy_version",
            "basicsr_version"]
@@ -63,17 +61,6 @@ def load_basicsr_imresize() -> tuple[Callable[..., Any] | None, str]:
     return module.imresize, version
 
 
-def _spin(stop: Any) -> None:
-    """A busy core: pure Python, no threads of its own (the load of another user's job)."""
-    while not stop.is_set():
-        pass
-
-
-def _numpy_work(a: np.ndarray) -> None:
-    """What a numpy pipeline does between two resizes: a BLAS product, which wakes numpy's pool."""
-    a @ a
-
-
 def _ours(img: np.ndarray) -> np.ndarray:
     import torch
 
@@ -81,41 +68,6 @@ def _ours(img: np.ndarray) -> np.ndarray:
 
     t = torch.from_numpy(img).permute(2, 0, 1)[None]  # channels-last view of the HWC array
     return imresize(t, SCALE)[0].permute(1, 2, 0).numpy()
-
-
-def _timed(fns: dict[str, Callable[[], Any]], repeats: int, between: Callable[[], None] | None) -> dict[str, list[float]]:
-    """Each function ``repeats`` times, alternating which goes first; ``between`` runs before each call."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    names = list(fns)
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else names[::-1]:
-            if between is not None:
-                between()
-            t0 = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - t0)
-    return times
-
-
-def _condition(name: str, fns: dict[str, Callable[[], Any]], repeats: int) -> tuple[dict[str, list[float]], float]:
-    """Timings under one condition and the 1-minute load average at its end."""
-    if name == "loaded":
-        ctx = mp.get_context("spawn")
-        stop = ctx.Event()
-        busy = ctx.Process(target=_spin, args=(stop,), daemon=True)
-        busy.start()
-        time.sleep(1.0)  # let it take its core
-        try:
-            times = _timed(fns, repeats, None)
-            load = os.getloadavg()[0]
-        finally:
-            stop.set()
-            busy.join(timeout=10)
-        return times, load
-    if name == "interleaved":
-        a = np.random.default_rng(1).random((768, 768))
-        return _timed(fns, repeats, lambda: _numpy_work(a)), os.getloadavg()[0]
-    return _timed(fns, repeats, None), os.getloadavg()[0]
 
 
 def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
@@ -134,7 +86,7 @@ def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
         fn()
     rows, figures = [], {}
     for condition in CONDITIONS:
-        times, load = _condition(condition, fns, repeats)
+        times, load = under_condition(condition, fns, repeats)
         ref = statistics.median(times["basicsr"]) if "basicsr" in times else None
         figures[condition] = {}
         for name, ts in times.items():

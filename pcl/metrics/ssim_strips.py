@@ -17,7 +17,9 @@ N images of one size, scored one after the other.  Per image:
   optimised kernel (0.36 s against 0.03 s for four 1016x760 maps, one thread).
 * SSIM from u and v (algebra and why in :func:`_score_planes`), PSNR from the sum of v^2.
 * On CPU the strips of an image are split between worker threads that each run torch
-  single-threaded (:func:`pcl.workers.split_run`); on CUDA the whole image is one strip.
+  single-threaded (:func:`pcl.workers.split_run`); an image under :data:`SPLIT_MIN_PIXELS` runs
+  in the caller's thread while the cores are free, else on one such worker.  On CUDA the whole
+  image is one strip.
 
 Speed, with ``pcl bench metrics --repeats 10`` (five 1024x768 photos, x4, uint8 RGB in and
 floats out, the same work on both sides, alternating order; torch 2.14.1 with MKL; 2-core VMs,
@@ -66,6 +68,7 @@ Tried and measured, not kept:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
@@ -80,7 +83,7 @@ from pcl.metrics.ssim_filter import (
     padded_width,
     scratch,
 )
-from pcl.workers import split_run
+from pcl.workers import free_cores, split_run
 
 DATA_RANGE = 255.0
 SSIM_K1 = 0.01
@@ -97,11 +100,20 @@ STRIP_ROWS = 64
 #: a few dozen small torch calls.  0: always STRIP_ROWS.
 STRIP_PIXELS = STRIP_ROWS * 1024
 
-#: SSIM pixels below which one worker scores the whole image (unless STRIP_WORKERS is set): handing
-#: strips to a second thread costs more than it saves on small images.  Measured on the idle 2-core
-#: Intel Xeon VM, the 19 Set5/Set14 images (0.03-0.37 MP of SSIM pixels), ms per image: 64-row
-#: strips on 2 workers 5.19, on 1 worker 4.56; width-scaled strips on 2 workers 4.15-4.19, on 1
-#: worker 3.31-3.39 (skimage 16.9 in the same process).
+#: Pixels per strip when the caller's torch team scores a small image (:func:`_team_would_wait`):
+#: two threads share each step, so a strip twice the size still sits in their caches.  Measured on
+#: the idle 2-core Intel Xeon VM, the 19 Set5/Set14 images, ms per image: 64k pixels 2.84-2.85,
+#: 96k 2.66, 128k 2.59-2.61, 192k 2.67, 256k 2.67-2.73, whole images 2.82.  (One single-threaded
+#: worker: 32k 4.35, 64k 4.48, 128k 4.53, so it keeps STRIP_PIXELS.)  0: always STRIP_ROWS.
+TEAM_STRIP_PIXELS = 2 * STRIP_PIXELS
+
+#: SSIM pixels below which the strips are not split between workers (unless STRIP_WORKERS is set):
+#: handing strips to a second thread costs more than it saves on small images.  Such an image runs in
+#: the caller's thread with its torch team when the cores are free, else on one single-threaded
+#: worker (:func:`_team_would_wait`).  Measured on the idle 2-core Intel Xeon VM, the 19 Set5/Set14
+#: images (0.03-0.37 MP of SSIM pixels), ms per image: 64-row strips on 2 workers 5.19, in the
+#: caller's thread 4.56; width-scaled strips on 2 workers 4.0-4.19, in the caller's thread 2.8-3.4
+#: (skimage 16.3-16.9 in the same process).
 SPLIT_MIN_PIXELS = 400_000
 
 #: Fills rows [r0, r1) of the two planes (SR, HR) into two (r1 - r0, w) float64 tensors.
@@ -112,6 +124,34 @@ RowSource = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 #: with torch single-threaded; ``None``: as many as torch's intra-op threads (at most 8).  See
 #: :mod:`pcl.workers` for why not torch's own intra-op threads.
 STRIP_WORKERS: int | None = None
+
+#: How long one look at the free cores decides (:func:`_team_would_wait`).  A daemon that wakes for
+#: a moment is caught by a snapshot now and then; looking before every image flipped between the
+#: paths 11 times in 171 images, and each flip costs (the team's threads fall asleep): 3.5 ms per
+#: Set5/Set14 image against 3.0 with the choice kept for 0.25 s.
+TEAM_CHOICE_SECONDS = 0.25
+_TEAM_CHOICE: tuple[float, bool] = (-1e9, True)
+
+
+def _team_would_wait() -> bool:
+    """True when an image scored in the caller's thread would share its OpenMP team's cores with
+    other processes: it is then scored by one single-threaded worker instead.
+
+    Measured on the 2-core Intel Xeon VM, the 19 Set5/Set14 images, ms per image, alternating in
+    one process with skimage (17.6-19.0): the caller's two-thread team 2.9-3.1 idle and 91-147
+    with a busy loop on the other core; one single-threaded worker 4.6-4.8 idle and 4.7-4.9 loaded;
+    this choice 3.0-3.1 idle and 4.7 loaded.  After a numpy matrix product whose BLAS threads still
+    spin, the team took 7.9 and the worker 4.7; this choice mostly takes the team there (7.7),
+    because it cannot tell a sleeping team from a spinning BLAS pool (:func:`pcl.workers.free_cores`).
+    """
+    global _TEAM_CHOICE
+    now = time.monotonic()
+    if now - _TEAM_CHOICE[0] > TEAM_CHOICE_SECONDS:
+        team = torch.get_num_threads()
+        free = free_cores(team)
+        _TEAM_CHOICE = (now, free is None or free < team)
+    return _TEAM_CHOICE[1]
+
 
 def n_workers(n_strips: int) -> int:
     wanted = STRIP_WORKERS if STRIP_WORKERS is not None else min(torch.get_num_threads(), 8)
@@ -131,7 +171,8 @@ def score_planes(
     :data:`STRIP_ROWS` SSIM rows (more for narrow images, :data:`STRIP_PIXELS`; plus the 10-row
     halo) goes through moments, filter and SSIM arithmetic while its buffers are in cache.  On CPU
     contiguous runs of strips go to :func:`n_workers` worker threads when the image has at least
-    :data:`SPLIT_MIN_PIXELS`; CUDA runs the whole image as one strip (fewer launches; memory is not
+    :data:`SPLIT_MIN_PIXELS` (smaller ones: :func:`_team_would_wait`); CUDA runs the whole image as
+    one strip (fewer launches; memory is not
     the constraint there).
 
     Algebra (why u = x + y and v = x - y): with mu, var the filtered means and variances,
@@ -151,13 +192,18 @@ def score_planes(
     b = ROW_BLOCK
     out_h, out_w = height - HALO, width - HALO
     on_cpu = device.type == "cpu"
-    strip = max(STRIP_ROWS, STRIP_PIXELS // max(out_w, 1)) if on_cpu else out_h
+    split = on_cpu and (STRIP_WORKERS is not None or out_h * out_w >= SPLIT_MIN_PIXELS)
+    team = on_cpu and not split and not _team_would_wait()
+    pixels = TEAM_STRIP_PIXELS if team else STRIP_PIXELS
+    strip = max(STRIP_ROWS, pixels // max(out_w, 1)) if on_cpu else out_h
     strip = min(-(-strip // b) * b, -(-out_h // b) * b)
     starts = list(range(0, out_h, strip))
-    split = STRIP_WORKERS is not None or out_h * out_w >= SPLIT_MIN_PIXELS
-    workers = n_workers(len(starts)) if on_cpu and split else 1
-    if workers <= 1:
+    workers = n_workers(len(starts)) if split else 1
+    if team or not on_cpu:
         sq_sum, deficit = _score_strips(fill, height, width, device, unit, strip, starts)
+    elif workers <= 1:
+        sq_sum, deficit = split_run("ssim", 1, lambda run: _score_strips(fill, height, width, device, unit, strip, run),
+                                    starts)[0]
     else:
         # Contiguous runs of strips per worker (each run reuses its halo rows).
         parts = split_run("ssim", workers, lambda run: _score_strips(fill, height, width, device, unit, strip, run),
