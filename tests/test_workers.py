@@ -94,3 +94,33 @@ def test_small_image_scores_the_same_on_the_team_and_on_a_worker(
         got = evaluate_pair(sr, hr, scale=4, protocol=protocol)
         assert got == pytest.approx(reference_psnr_ssim(sr, hr, scale=4, protocol=protocol), abs=1e-9)
     assert ran_on and all(name.startswith(where) for name in ran_on)
+
+
+def test_every_path_gives_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sums are taken per row, then over the rows, so the strips, the workers and torch's threads
+    # (which the machine's load chooses between) cannot move a score by even one bit. Real images:
+    # a Set14 photo and Set5 butterfly against their x4 bicubic round trips.
+    from PIL import Image
+
+    from pcl.data.imresize import bicubic_degrade, bicubic_upscale
+    from pcl.resources import resource_path
+
+    pairs = []
+    for dataset, name in (("Set14", "barbara"), ("Set5", "butterfly")):
+        hr = np.array(Image.open(resource_path("benchmarks", dataset, "HR", f"{name}.png")).convert("RGB"))
+        hr = hr[: hr.shape[0] // 4 * 4, : hr.shape[1] // 4 * 4]
+        pairs.append((bicubic_upscale(bicubic_degrade(hr, 4), 4), hr))
+
+    def scores(free: int, **settings: object) -> list[tuple[float, float]]:
+        with monkeypatch.context() as m:
+            m.setattr(scorer, "free_cores", lambda team: free)
+            m.setattr(scorer, "_TEAM_CHOICE", (-1e9, free == 0))
+            for key, value in settings.items():
+                m.setattr(scorer, key, value)
+            return [evaluate_pair(sr, hr, scale=4) for sr, hr in pairs]
+
+    team = scores(64)
+    assert scores(0) == team  # one single-threaded worker
+    assert scores(0, STRIP_WORKERS=3) == team
+    assert scores(64, TEAM_STRIP_PIXELS=0, STRIP_ROWS=16) == team
+    assert scores(0, SPLIT_MIN_PIXELS=0, STRIP_PIXELS=0, STRIP_ROWS=24) == team

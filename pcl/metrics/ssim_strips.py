@@ -34,14 +34,18 @@ banded filter (:mod:`pcl.metrics.ssim_filter`):
   at 7 GFLOP/s there: 0.0333 s (2.0x); the whole-image version before it took 0.128 s (0.5x).
 * Intel Xeon, the earlier layout: 0.0108 s against 0.0749 s (6.9x; first pass 5.0x; one core
   4.0x); the whole-image version 0.030 s (2.5x).
-* Intel Xeon, this version (2026-12-07, idle, results/bench/metrics.csv): 0.0115 s per photo
-  against 0.0788 s for skimage (6.8x) and 0.0917 s for the authors' cv2 script (8.0x); on the 19
-  Set5/Set14 images, with the width-scaled strips and one worker, 3.1 ms against 16.1 ms (5.2x)
-  and 22.7 ms (7.3x).
+* Intel Xeon, this version (2026-12-07 17:27, idle, results/bench/metrics.csv): 0.0108 s per
+  photo against 0.0744 s for skimage (6.9x) and 0.0748 s for the authors' cv2 script (6.9x); on
+  the 19 Set5/Set14 images, in the caller's team with doubled strips, 2.7 ms against 14.4 ms (5.4x)
+  and 18.8 ms (7.0x); under load see results/bench/metrics_load.csv.
 
 Precision: float64 throughout, and no faster lower-precision mode, because none met the
 budget.  Results agree with skimage to 4e-15 dB / 2e-15 SSIM on the benchmark photos and Set5
 (tests assert 1e-6) and with :mod:`pcl.metrics.reference` to 3e-15 (tests assert 1e-9).
+On one machine a score is the same bits whichever path ran it (caller's team, one worker, several
+workers, any strip height): every row is summed whole by one thread, then the rows in one sum.
+Summing strip by strip instead moved 7 of the 19 Set5/Set14 scores by one unit in the last place
+between the team and the worker, so a re-run under another load wrote different digits.
 Tried and measured, not kept:
 
 * float32 filtering (2x faster filter): mean SSIM off by up to 2.5e-7 on real photos with
@@ -199,25 +203,30 @@ def score_planes(
     strip = min(-(-strip // b) * b, -(-out_h // b) * b)
     starts = list(range(0, out_h, strip))
     workers = n_workers(len(starts)) if split else 1
+    # Per-row sums, each row summed whole by one thread, then one sum over the rows: the result
+    # does not depend on the strips, the workers or torch's threads (a run under load that took
+    # another path gives the same bits).
+    sq_rows = torch.empty(height, dtype=torch.float64, device=device)
+    deficit_rows = torch.empty(out_h, dtype=torch.float64, device=device)
+
+    def score(run: list[int]) -> None:
+        _score_strips(fill, height, width, device, unit, strip, run, sq_rows, deficit_rows)
+
     if team or not on_cpu:
-        sq_sum, deficit = _score_strips(fill, height, width, device, unit, strip, starts)
-    elif workers <= 1:
-        sq_sum, deficit = split_run("ssim", 1, lambda run: _score_strips(fill, height, width, device, unit, strip, run),
-                                    starts)[0]
+        score(starts)
     else:
         # Contiguous runs of strips per worker (each run reuses its halo rows).
-        parts = split_run("ssim", workers, lambda run: _score_strips(fill, height, width, device, unit, strip, run),
-                          starts)
-        sq_sum = parts[0][0] + sum(p[0] for p in parts[1:])
-        deficit = parts[0][1] + sum(p[1] for p in parts[1:])
+        split_run("ssim", max(workers, 1), score, starts)
+    sq_sum, deficit = sq_rows.sum(), deficit_rows.sum()
     return sq_sum / (unit * unit), 1.0 - 2.0 * deficit / (out_h * out_w)
 
 
 def _score_strips(
     fill: RowSource, height: int, width: int, device: torch.device, unit: float, strip: int,
-    starts: list[int],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum of squared errors and of (1 - SSIM) / 2 over the strips starting at ``starts``.
+    starts: list[int], sq_rows: torch.Tensor, deficit_rows: torch.Tensor,
+) -> None:
+    """Per-row sums of squared errors (plane rows, into ``sq_rows``) and of (1 - SSIM) / 2 (SSIM
+    rows, into ``deficit_rows``) over the strips starting at ``starts``.
 
     Strips are ``strip`` SSIM rows (a multiple of the block) starting at the given output
     rows, in increasing order; a strip that directly follows the previous one takes its 10
@@ -241,8 +250,6 @@ def _score_strips(
     bands = gaussian_bands(device)
     two_c1 = cached_const(2.0 * (SSIM_K1 * DATA_RANGE * unit) ** 2, device)
     two_c2 = cached_const(2.0 * (SSIM_K2 * DATA_RANGE * unit) ** 2, device)
-    sq_sum = torch.zeros((), dtype=torch.float64, device=device)
-    deficit = torch.zeros((), dtype=torch.float64, device=device)
     full_j, rem_j = divmod(out_w, bc)
     halo_to, halo_from = moments[:HALO], moments[strip:strip + HALO]
 
@@ -264,7 +271,6 @@ def _score_strips(
             valid.append(lum[full_j, :n_out, :rem_j])
 
         def run(o0: int) -> None:
-            nonlocal sq_sum, deficit
             if first:
                 halo_to.copy_(halo_from)
             fill(o0 + first, o0 + n_in, xs, ys)
@@ -272,7 +278,7 @@ def _score_strips(
             torch.sub(xs, ys, out=v)
             torch.addcmul(two_c2, u, u, out=uu)
             torch.mul(v, v, out=vv)
-            sq_sum += psnr_part.sum()
+            torch.sum(psnr_part, dim=1, out=sq_rows[o0:o0 + psnr_rows])
             if pad.numel():
                 pad.zero_()
             run_filter()
@@ -285,8 +291,10 @@ def _score_strips(
             e_uu.add_(e_vv)                      # var_u + var_v + 2 C2
             q = e_vv.div_(e_uu)                  # q
             torch.addcmul(p, p, q, value=-2.0, out=lum).add_(q)  # p + q - 2pq = (1 - SSIM) / 2
-            for part in valid:
-                deficit += part.sum()
+            rows = deficit_rows[o0:o0 + n_out]
+            torch.sum(valid[0], dim=(0, 2), out=rows)
+            if len(valid) > 1:
+                rows.add_(valid[1].sum(dim=1))
 
         return run
 
@@ -304,4 +312,3 @@ def _score_strips(
         if key not in plans:
             plans[key] = plan(*key)
         plans[key](o0)
-    return sq_sum, deficit
