@@ -176,8 +176,7 @@ def score_planes(
     halo) goes through moments, filter and SSIM arithmetic while its buffers are in cache.  On CPU
     contiguous runs of strips go to :func:`n_workers` worker threads when the image has at least
     :data:`SPLIT_MIN_PIXELS` (smaller ones: :func:`_team_would_wait`); CUDA runs the whole image as
-    one strip (fewer launches; memory is not
-    the constraint there).
+    one strip (fewer launches; memory is not the constraint there).
 
     Algebra (why u = x + y and v = x - y): with mu, var the filtered means and variances,
     2 mu_x mu_y = (mu_u^2 - mu_v^2) / 2, mu_x^2 + mu_y^2 = (mu_u^2 + mu_v^2) / 2,
