@@ -78,7 +78,8 @@ def test_lock_file_pins_the_full_digest(torch_home: Path, tmp_path: Path) -> Non
 
 def test_truncated_file_is_refused(torch_home: Path) -> None:
     path = WEIGHTS["alexnet"].path
-    head = path.read_bytes()[:1000]
+    with path.open("rb") as fh:
+        head = fh.read(1000)
     path.unlink()
     path.write_bytes(head)
     with pytest.raises(PCLError, match="cannot be read as AlexNet weights"):

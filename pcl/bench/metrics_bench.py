@@ -278,7 +278,7 @@ def run(
         torch.set_num_threads(before)
 
 
-def _implementations(device: str, named: list) -> tuple[dict, dict]:
+def implementations(device: str, named: list) -> tuple[dict, dict]:
     """The timed functions and the inputs each is fed: ours and skimage take RGB, the authors'
     script BGR (what ``cv2.imread`` returns), prepared before timing."""
     rgb = [(sr, hr) for _, sr, hr in named]
@@ -330,7 +330,7 @@ def _run(out_dir: pathlib.Path, repeats: int, device: str) -> dict:
 
 def _run_set(named: list, description: str, repeats: int, device: str, info: dict) -> tuple[list, list, dict]:
     """Rows of one image set: each implementation's timing and its agreement with ours."""
-    impls, inputs = _implementations(device, named)
+    impls, inputs = implementations(device, named)
     load_before = os.getloadavg()[0]
     measured = alternating_times(impls, inputs, repeats)
     load_after = os.getloadavg()[0]

@@ -29,19 +29,22 @@ COLUMNS = ["condition", "implementation", "median_ms_per_image", "best_ms_per_im
            "torch_version", "numpy_version", "opencv_version"]
 
 
+#: Row labels of the implementations :func:`pcl.bench.metrics_bench.implementations` returns.
+LABELS = {"ours": "pcl evaluate_pair (torch float64)", "skimage": "numpy Y + skimage SSIM",
+          "authors": "authors' script (cv2 BGR + numpy PSNR + cv2.filter2D SSIM)"}
+
+
 def _set_scorers() -> tuple[dict[str, Callable[[], Any]], int, str]:
-    """({name: score all images once}, number of images, OpenCV version or why it is absent)."""
-    from pcl.bench.metrics_bench import _implementations, shipped_benchmark_pairs
+    """({key: score all images once}, number of images, OpenCV version or why it is absent)."""
+    from pcl.bench.metrics_bench import implementations, shipped_benchmark_pairs
 
     named = shipped_benchmark_pairs()
-    impls, inputs = _implementations("cpu", named)
-    names = {"ours": "pcl evaluate_pair (torch float64)", "skimage": "numpy Y + skimage SSIM",
-             "authors": "authors' script (cv2 BGR + numpy PSNR + cv2.filter2D SSIM)"}
+    impls, inputs = implementations("cpu", named)
 
     def whole_set(fn: Callable[..., Any], pairs: list) -> Callable[[], None]:
         return lambda: [fn(sr, hr) for sr, hr in pairs]
 
-    fns = {names[key]: whole_set(fn, inputs[key]) for key, fn in impls.items()}
+    fns = {key: whole_set(fn, inputs[key]) for key, fn in impls.items()}
     try:
         import cv2
 
@@ -52,7 +55,9 @@ def _set_scorers() -> tuple[dict[str, Callable[[], Any]], int, str]:
 
 
 def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
-    """Write ``metrics_load.csv``; return {condition: {implementation: median ms per image}}."""
+    """Write ``metrics_load.csv``; return {condition: {implementation: median ms per image}}.
+
+    CPU only (``device`` is accepted for ``pcl bench all``): the conditions are about CPU cores."""
     import torch
 
     repeats = max(repeats, 7)
@@ -63,13 +68,12 @@ def run(out_dir: Path, *, repeats: int = 3, device: str = "cpu") -> dict:
     for condition in CONDITIONS:
         times, load = under_condition(condition, fns, repeats)
         medians = {name: statistics.median(ts) * 1e3 / n_images for name, ts in times.items()}
-        figures[condition] = medians
-        sk = next((v for k, v in medians.items() if "skimage" in k), None)
-        au = next((v for k, v in medians.items() if "authors" in k), None)
-        for name, ts in times.items():
-            median = medians[name]
+        figures[condition] = {LABELS[key]: value for key, value in medians.items()}
+        sk, au = medians.get("skimage"), medians.get("authors")
+        for key, ts in times.items():
+            median = medians[key]
             rows.append({
-                "condition": condition, "implementation": name, "median_ms_per_image": f"{median:.3f}",
+                "condition": condition, "implementation": LABELS[key], "median_ms_per_image": f"{median:.3f}",
                 "best_ms_per_image": f"{min(ts) * 1e3 / n_images:.3f}", "repeats": len(ts),
                 "speedup_vs_skimage": "" if sk is None else f"{sk / median:.2f}",
                 "speedup_vs_authors": "" if au is None else f"{au / median:.2f}", "n_images": n_images,

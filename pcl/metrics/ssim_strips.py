@@ -215,7 +215,7 @@ def score_planes(
         score(starts)
     else:
         # Contiguous runs of strips per worker (each run reuses its halo rows).
-        split_run("ssim", max(workers, 1), score, starts)
+        split_run("ssim", workers, score, starts)
     sq_sum, deficit = sq_rows.sum(), deficit_rows.sum()
     return sq_sum / (unit * unit), 1.0 - 2.0 * deficit / (out_h * out_w)
 

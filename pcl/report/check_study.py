@@ -17,8 +17,9 @@ The bound is the measured spread of the mini tier between machines (config/toler
 baseline's level differs by up to 0.08 dB between CPUs. The re-run starts from the committed
 baseline weights (resources/study_baseline), so only the 300 fine-tune iterations can drift between
 machines, and the effect of a pair, a difference of two runs from the same start, varies less than
-either level; no smaller bound has been measured for either, so the same one is used.  The term's measured gradient share of each run is reported beside the
-committed one as a note (not checked: no cross-machine spread has been measured for it).
+either level; no smaller bound has been measured for either, so the same one is used.  The term's
+measured gradient share of each run is reported beside the committed one as a note (not checked:
+no cross-machine spread has been measured for it).
 """
 
 from __future__ import annotations
